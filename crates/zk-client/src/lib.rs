@@ -1,0 +1,1 @@
+//! zk-client (work in progress).

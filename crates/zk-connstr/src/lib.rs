@@ -1,0 +1,1 @@
+//! zk-connstr (work in progress).

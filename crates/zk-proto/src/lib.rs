@@ -1,0 +1,1 @@
+//! zk-proto (work in progress).

@@ -1,0 +1,1 @@
+//! zk-session (work in progress).

@@ -1,0 +1,1 @@
+//! zk-testkit (work in progress).

@@ -1,0 +1,1 @@
+//! zk-transport (work in progress).
