@@ -1,1 +1,59 @@
-//! zk-session (work in progress).
+//! # zk-session
+//!
+//! The ZooKeeper session engine: host failover and session re-establishment, generic over
+//! any transport.
+//!
+//! It is split in two, like quinn-proto and quinn:
+//!
+//! - [`core`]: a pure state machine ([`Session`]) that takes bytes, connection events and
+//!   `Instant`s and returns actions. It never reads the clock or touches a socket, so its
+//!   whole failover logic runs deterministically in simulated time (see this crate's
+//!   `tests/sim.rs`) and under a fuzzer.
+//! - [`driver`]: a thin tokio layer that runs the core over any
+//!   [`zk_transport::Connector`], resolving names on every attempt.
+//!
+//! ## Timing, all derived from the negotiated session timeout `T`
+//!
+//! | what | default | Java client |
+//! |---|---|---|
+//! | silence that means a server is gone | `T/3` | `2T/3` |
+//! | ping when nothing was sent for | `T/9` | `T/3 − 1 s` |
+//! | per-attempt cap (TCP + TLS + handshake) | `T/6`, 100 ms..2 s, doubling per failed pass, never beyond the session's remaining lifetime | `T/N` |
+//! | delay before reconnecting after a crash | none | random 0–1 s |
+//! | between passes, servers electing a leader | 5–10 ms for 2 s | 1 s |
+//! | between passes, servers down | jittered 10 ms → 1 s | 1 s |
+//! | local expiry with no server reachable | `4T/3` after last contact | `4T/3` (3.9.3+) |
+//!
+//! An opt-in adaptive detector ([`config::AdaptiveDetector`]) learns the connection's
+//! response times from pings and declares a frozen server within about a second whatever `T`
+//! is.
+//!
+//! ## Requests across a failover
+//!
+//! Reads whose answer was lost are re-sent on the next connection (they are idempotent);
+//! writes fail with [`RequestError::ConnectionLoss`] with the outcome unknown — never
+//! silently replayed. Requests submitted while disconnected wait for the reconnect until
+//! their deadline or the end of the session. After each handshake the application's
+//! [`Preamble`] (auth, `SetWatches`) is sent before any request, pipelined with the
+//! ConnectRequest.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod core;
+mod detector;
+pub mod driver;
+pub mod host;
+pub mod rng;
+mod timer;
+pub mod types;
+
+pub use crate::config::{AdaptiveDetector, Backoff, Fraction, SavedSession, SessionConfig, Timing};
+pub use crate::core::{Action, Preamble, PreamblePacket, Session};
+pub use crate::host::{
+    Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
+};
+pub use crate::types::{
+    ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,
+    SessionEvent, SessionState, StateChange,
+};

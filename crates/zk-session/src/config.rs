@@ -1,0 +1,212 @@
+//! Configuration of the session engine. Every timing is derived from the *negotiated*
+//! session timeout `T` unless it is set explicitly.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// A session to resume instead of creating a new one: what another process saved.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SavedSession {
+    /// The session id the server assigned.
+    pub session_id: i64,
+    /// The session password (16 bytes from the server). Redacted in `Debug`.
+    pub password: Bytes,
+}
+
+impl std::fmt::Debug for SavedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedSession")
+            .field("session_id", &format_args!("{:#x}", self.session_id))
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything the session core needs to know up front.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Requested session timeout. The server clamps it (by default to `[2, 20]` ticks) and the
+    /// negotiated value drives every timer.
+    pub session_timeout: Duration,
+    /// Accept read-only servers (they need `localSessionsEnabled=true` on 3.8 servers).
+    pub can_be_read_only: bool,
+    /// Resume this session instead of creating one.
+    pub resume: Option<SavedSession>,
+    /// Failure detection and reconnect timing.
+    pub timing: Timing,
+    /// Largest request payload sent (the server's `jute.maxbuffer`).
+    pub max_outbound_frame: usize,
+    /// Largest reply accepted; larger replies fail only their own request.
+    pub max_inbound_frame: usize,
+    /// Frames above this are a protocol error (a hostile or broken server) rather than a
+    /// discarded oversized reply.
+    pub max_discard_frame: usize,
+    /// At most this many requests are written and not yet answered; the rest wait in order.
+    pub max_in_flight: usize,
+    /// Consecutive short-lived connections closed by the server (another client is using
+    /// this session) before the engine gives up with `SessionState::TakenOver`.
+    pub takeover_limit: u32,
+    /// Seed for host shuffling and jitter; fixed seeds make simulations reproducible.
+    pub rng_seed: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout: Duration::from_secs(10),
+            can_be_read_only: false,
+            resume: None,
+            timing: Timing::default(),
+            max_outbound_frame: zk_proto::DEFAULT_MAX_OUTBOUND_FRAME,
+            max_inbound_frame: zk_proto::DEFAULT_MAX_INBOUND_FRAME,
+            max_discard_frame: 256 * 1024 * 1024,
+            max_in_flight: 4096,
+            takeover_limit: 5,
+            rng_seed: 0x5eed_2181,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Default configuration with the given requested session timeout.
+    #[must_use]
+    pub fn with_timeout(session_timeout: Duration) -> Self {
+        Self {
+            session_timeout,
+            ..Self::default()
+        }
+    }
+}
+
+/// How failures are detected and how reconnects are paced.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Timing {
+    /// Silence on a connection for `T × receive_timeout` means the server is gone.
+    /// Default 1/3 (the Java client waits 2/3).
+    pub receive_timeout: Fraction,
+    /// Pings are sent after this fraction of the receive timeout without sending anything,
+    /// so a healthy idle connection produces several replies per receive timeout. Default 1/3.
+    pub ping_interval: Fraction,
+    /// Per-attempt cap (TCP + TLS + handshake). `None` derives it: `T/6` clamped to
+    /// 100 ms..2 s, doubled after each fully failed pass (up to 8×). Every attempt is also
+    /// bounded by what is left of the session's server-side lifetime.
+    pub attempt_cap: Option<Duration>,
+    /// No attempt gets less than this, even when the session's lifetime looks used up
+    /// (the server's word is the authority on expiry).
+    pub min_attempt: Duration,
+    /// Backoff after a whole pass over the hosts failed by refusals or timeouts.
+    pub backoff: Backoff,
+    /// Retry interval while servers accept and close at once (a leader election). Kept short
+    /// for `fast_retry_window`, then the normal backoff applies.
+    pub fast_retry: Duration,
+    /// How long after a disconnect the short election retry interval is used.
+    pub fast_retry_window: Duration,
+    /// With no server reachable, local expiry is reported `T × local_expiry` after the last
+    /// contact. Default 4/3, like the Java client since 3.9.3.
+    pub local_expiry: Fraction,
+    /// Opt-in adaptive frozen-server detector.
+    pub adaptive: Option<AdaptiveDetector>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            receive_timeout: Fraction::new(1, 3),
+            ping_interval: Fraction::new(1, 3),
+            attempt_cap: None,
+            min_attempt: Duration::from_millis(50),
+            backoff: Backoff::default(),
+            fast_retry: Duration::from_millis(10),
+            fast_retry_window: Duration::from_secs(2),
+            local_expiry: Fraction::new(4, 3),
+            adaptive: None,
+        }
+    }
+}
+
+/// A ratio `num / den` applied to a duration (exact integer arithmetic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction {
+    /// Numerator.
+    pub num: u32,
+    /// Denominator (0 is treated as 1).
+    pub den: u32,
+}
+
+impl Fraction {
+    /// `num / den`.
+    #[must_use]
+    pub const fn new(num: u32, den: u32) -> Self {
+        Self { num, den }
+    }
+
+    /// `d × num / den`.
+    #[must_use]
+    pub fn of(self, d: Duration) -> Duration {
+        d * self.num / self.den.max(1)
+    }
+}
+
+/// Capped, jittered exponential backoff between passes.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// Delay after the first failed pass.
+    pub initial: Duration,
+    /// The delay never exceeds this.
+    pub max: Duration,
+    /// Growth factor per failed pass.
+    pub multiplier: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+            multiplier: 2,
+        }
+    }
+}
+
+impl Backoff {
+    /// The un-jittered delay after `passes` failed passes (1 = the first).
+    #[must_use]
+    pub fn delay(&self, passes: u32) -> Duration {
+        let mut d = self.initial;
+        for _ in 1..passes {
+            d = d.saturating_mul(self.multiplier.max(1));
+            if d >= self.max {
+                return self.max;
+            }
+        }
+        d.min(self.max)
+    }
+}
+
+/// An accrual-style detector that learns the connection's normal response times and
+/// declares the server frozen when an answer is overdue by far more than usual — within
+/// about a second, whatever `T` is.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AdaptiveDetector {
+    /// Pings are sent at least this often while the detector is on.
+    pub ping_interval: Duration,
+    /// Never declare a server frozen before an answer is this overdue.
+    pub min_threshold: Duration,
+    /// Overdue threshold = max(`min_threshold`, srtt + `deviations` × rttvar).
+    pub deviations: u32,
+}
+
+impl Default for AdaptiveDetector {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_millis(200),
+            min_threshold: Duration::from_millis(750),
+            deviations: 16,
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The thin tokio driver: runs a [`Session`] core over any [`Connector`].
+//!
+//! One task owns the core. It reads the current connection, receives commands from
+//! [`SessionHandle`]s, carries out the core's actions (name lookups and connects run as
+//! small tasks that report back; each connection has a writer task so a frozen peer can
+//! never block the loop) and sleeps until the core's next deadline. Everything the core
+//! decides is decided in [`crate::core`]; this file only moves bytes and time.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info_span, trace};
+use zk_transport::{BoxStream, ConnectError, Connector, Target};
+
+use crate::core::{Action, Session};
+use crate::host::HostFailure;
+use crate::types::{
+    ConnId, Counters, Reply, Request, RequestError, RequestId, SessionEvent, SessionState,
+    StateChange,
+};
+
+/// Size of each socket read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the driver reports to the application layer besides request completions.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DriverEvent {
+    /// The session changed state.
+    State(StateChange),
+    /// A watch notification; `body` is the encoded `WatcherEvent`.
+    Notification(Bytes),
+    /// The answer to a preamble packet.
+    PreambleReply {
+        /// The packet's xid.
+        xid: i32,
+        /// The server's last zxid.
+        zxid: i64,
+        /// The server's error code.
+        err: zk_proto::ErrorCode,
+        /// The reply body.
+        body: Bytes,
+        /// The session's last zxid when the preamble was built.
+        relative_zxid: i64,
+    },
+}
+
+/// What a handle can read about the session without asking the driver.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    session_id: i64,
+    password: Bytes,
+    negotiated: Option<Duration>,
+    last_zxid: i64,
+    counters: Counters,
+}
+
+enum Command {
+    Submit(Request, oneshot::Sender<Result<Reply, RequestError>>),
+    Close,
+}
+
+/// A cheap, clonable handle to a running session.
+///
+/// When the last handle (and the event receiver) is dropped the driver closes the session
+/// gracefully.
+#[derive(Clone)]
+pub struct SessionHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<StateChange>,
+    snapshot: Arc<Mutex<Snapshot>>,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("session_id", &format_args!("{:#x}", self.session_id()))
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionHandle {
+    /// Sends a request and waits for its outcome.
+    ///
+    /// # Errors
+    /// Whatever the session reports for it, or [`RequestError::Closed`] if the driver is gone.
+    pub async fn submit(&self, req: Request) -> Result<Reply, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Submit(req, tx))
+            .map_err(|_| RequestError::Closed)?;
+        rx.await.unwrap_or(Err(RequestError::Closed))
+    }
+
+    /// Closes the session (closeSession is sent if connected) and waits until it is closed.
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+        let mut state = self.state.clone();
+        let _ = state.wait_for(|s| s.state.is_terminal()).await;
+    }
+
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> SessionState {
+        self.state.borrow().state
+    }
+
+    /// The last state change (state, session id, server, time).
+    #[must_use]
+    pub fn state_change(&self) -> StateChange {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver that sees every state change.
+    #[must_use]
+    pub fn watch_state(&self) -> watch::Receiver<StateChange> {
+        self.state.clone()
+    }
+
+    /// Waits until the session is connected (or reached a terminal state), at most `timeout`.
+    /// Returns the state it ended in.
+    pub async fn wait_connected(&self, timeout: Duration) -> SessionState {
+        let mut rx = self.state.clone();
+        let wait = rx.wait_for(|s| s.state.is_connected() || s.state.is_terminal());
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(s)) => s.state,
+            _ => self.state(),
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The session id (0 until the first handshake).
+    #[must_use]
+    pub fn session_id(&self) -> i64 {
+        self.snapshot().session_id
+    }
+
+    /// The session password: with the id, what another process needs to resume the
+    /// session. Treat it as a secret.
+    #[must_use]
+    pub fn password(&self) -> Bytes {
+        self.snapshot().password
+    }
+
+    /// The negotiated session timeout.
+    #[must_use]
+    pub fn negotiated_timeout(&self) -> Option<Duration> {
+        self.snapshot().negotiated
+    }
+
+    /// The last zxid the session has seen (as of the last state change).
+    #[must_use]
+    pub fn last_zxid(&self) -> i64 {
+        self.snapshot().last_zxid
+    }
+
+    /// Reconnect counters (as of the last state change).
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.snapshot().counters
+    }
+
+    /// The server the session is on (or was last on).
+    #[must_use]
+    pub fn server(&self) -> Option<SocketAddr> {
+        self.state.borrow().server
+    }
+}
+
+/// Starts `session` on the current tokio runtime.
+///
+/// Returns the handle and the stream of notifications, preamble replies and state changes.
+/// The receiver is unbounded: the application layer must keep draining it.
+#[must_use]
+pub fn spawn(
+    session: Session,
+    connector: Arc<dyn Connector>,
+) -> (SessionHandle, mpsc::UnboundedReceiver<DriverEvent>) {
+    let now = now();
+    let initial = StateChange {
+        state: session.state(),
+        session_id: session.session_id(),
+        server: None,
+        at: now,
+    };
+    let (state_tx, state_rx) = watch::channel(initial);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (io_tx, io_rx) = mpsc::unbounded_channel();
+    let snapshot = Arc::new(Mutex::new(Snapshot {
+        session_id: session.session_id(),
+        password: session.password().clone(),
+        ..Snapshot::default()
+    }));
+    let driver = Driver {
+        core: session,
+        connector,
+        commands: cmd_rx,
+        events: ev_tx,
+        state: state_tx,
+        snapshot: Arc::clone(&snapshot),
+        waiters: HashMap::new(),
+        conn: None,
+        read_buf: BytesMut::with_capacity(READ_CHUNK),
+        handles_gone: false,
+        io_tx,
+        io_rx,
+    };
+    let span = info_span!("zk_session");
+    tokio::spawn(driver.run().instrument(span));
+    (
+        SessionHandle {
+            commands: cmd_tx,
+            state: state_rx,
+            snapshot,
+        },
+        ev_rx,
+    )
+}
+
+/// The time the core sees: tokio's clock, so paused-time tests work.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+enum Io {
+    Resolved(ConnId, Result<Vec<SocketAddr>, ()>),
+    Connected(ConnId, BoxStream),
+    ConnectFailed(ConnId, HostFailure),
+    WriteFailed(ConnId),
+    Probe(u64, bool),
+}
+
+struct Conn {
+    id: ConnId,
+    reader: ReadHalf<BoxStream>,
+    writer: mpsc::UnboundedSender<Bytes>,
+    writer_task: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.writer_task.abort();
+    }
+}
+
+struct Driver {
+    core: Session,
+    connector: Arc<dyn Connector>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<DriverEvent>,
+    state: watch::Sender<StateChange>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    waiters: HashMap<RequestId, oneshot::Sender<Result<Reply, RequestError>>>,
+    conn: Option<Conn>,
+    read_buf: BytesMut,
+    handles_gone: bool,
+    io_tx: mpsc::UnboundedSender<Io>,
+    io_rx: mpsc::UnboundedReceiver<Io>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        self.core.start(now());
+        loop {
+            self.drain();
+            if self.core.state().is_terminal() {
+                break;
+            }
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                Some(io) = self.io_rx.recv() => self.on_io(io),
+                read = read_some(self.conn.as_mut(), &mut self.read_buf) => {
+                    let now = now();
+                    match read {
+                        (conn, Ok(0) | Err(_)) => {
+                            self.conn = None;
+                            self.core.handle_closed(now, conn);
+                        }
+                        (conn, Ok(_)) => {
+                            let data = self.read_buf.split();
+                            self.core.handle_data(now, conn, &data);
+                        }
+                    }
+                }
+                cmd = self.commands.recv(), if !self.handles_gone => match cmd {
+                    Some(Command::Submit(req, tx)) => {
+                        let id = self.core.submit(now(), req);
+                        self.waiters.insert(id, tx);
+                    }
+                    Some(Command::Close) => self.core.close(now()),
+                    None => {
+                        self.handles_gone = true;
+                        self.core.close(now());
+                    }
+                },
+                () = sleep_until(deadline) => self.core.handle_timeout(now()),
+            }
+        }
+        // Terminal: fail anything still waiting and drop the connection.
+        self.drain();
+        for (_, tx) in self.waiters.drain() {
+            let _ = tx.send(Err(RequestError::Closed));
+        }
+        self.conn = None;
+        debug!("session driver finished");
+    }
+
+    fn on_io(&mut self, io: Io) {
+        let now = now();
+        match io {
+            Io::Resolved(conn, result) => self.core.handle_resolved(now, conn, result),
+            Io::Connected(conn, stream) => {
+                if self.core.current_conn() != Some(conn) {
+                    return; // A stale attempt: dropping the stream closes it.
+                }
+                let (reader, mut writer) = tokio::io::split(stream);
+                let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+                let report = self.io_tx.clone();
+                let writer_task = tokio::spawn(async move {
+                    let mut batch = BytesMut::new();
+                    while let Some(first) = wrx.recv().await {
+                        // Coalesce whatever else is queued into one write.
+                        let data = match wrx.try_recv() {
+                            Err(_) => first,
+                            Ok(second) => {
+                                batch.extend_from_slice(&first);
+                                batch.extend_from_slice(&second);
+                                while let Ok(more) = wrx.try_recv() {
+                                    batch.extend_from_slice(&more);
+                                }
+                                batch.split().freeze()
+                            }
+                        };
+                        if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
+                            let _ = report.send(Io::WriteFailed(conn));
+                            return;
+                        }
+                    }
+                    let _ = writer.shutdown().await;
+                });
+                self.conn = Some(Conn {
+                    id: conn,
+                    reader,
+                    writer: wtx,
+                    writer_task,
+                });
+                self.core.handle_connected(now, conn);
+            }
+            Io::ConnectFailed(conn, failure) => self.core.handle_connect_failed(now, conn, failure),
+            Io::WriteFailed(conn) => {
+                if self.conn.as_ref().is_some_and(|c| c.id == conn) {
+                    self.conn = None;
+                }
+                self.core.handle_closed(now, conn);
+            }
+            Io::Probe(probe, rw) => self.core.handle_probe(now, probe, rw),
+        }
+    }
+
+    /// Carries out everything the core asked for and delivers its events.
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.core.poll_action() {
+                progressed = true;
+                self.perform(action);
+            }
+            while let Some((conn, data)) = self.core.poll_transmit() {
+                progressed = true;
+                match &self.conn {
+                    Some(c) if c.id == conn => {
+                        trace!(conn = conn.get(), len = data.len(), "send");
+                        let _ = c.writer.send(data);
+                    }
+                    _ => {}
+                }
+            }
+            let mut state_changed = false;
+            while let Some(event) = self.core.poll_event() {
+                progressed = true;
+                match event {
+                    SessionEvent::Completed { id, result } => {
+                        if let Some(tx) = self.waiters.remove(&id) {
+                            let _ = tx.send(result);
+                        }
+                    }
+                    SessionEvent::Notification { body } => {
+                        let _ = self.events.send(DriverEvent::Notification(body));
+                    }
+                    SessionEvent::PreambleReply {
+                        xid,
+                        zxid,
+                        err,
+                        body,
+                        relative_zxid,
+                    } => {
+                        let _ = self.events.send(DriverEvent::PreambleReply {
+                            xid,
+                            zxid,
+                            err,
+                            body,
+                            relative_zxid,
+                        });
+                    }
+                    SessionEvent::State(change) => {
+                        state_changed = true;
+                        self.update_snapshot();
+                        let _ = self.events.send(DriverEvent::State(change.clone()));
+                        self.state.send_replace(change);
+                    }
+                }
+            }
+            if state_changed {
+                self.update_snapshot();
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn update_snapshot(&self) {
+        let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        snap.session_id = self.core.session_id();
+        snap.password = self.core.password().clone();
+        snap.negotiated = self.core.negotiated_timeout();
+        snap.last_zxid = self.core.last_zxid();
+        snap.counters = self.core.counters().clone();
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Resolve { conn, host } => {
+                let tx = self.io_tx.clone();
+                let name = host.server_name();
+                let port = host.port;
+                tokio::spawn(async move {
+                    let result = match tokio::net::lookup_host((name.as_str(), port)).await {
+                        Ok(addrs) => Ok(addrs.collect()),
+                        Err(_) => Err(()),
+                    };
+                    let _ = tx.send(Io::Resolved(conn, result));
+                });
+            }
+            Action::Connect {
+                conn,
+                target,
+                timeout,
+            } => {
+                let tx = self.io_tx.clone();
+                let connector = Arc::clone(&self.connector);
+                tokio::spawn(async move {
+                    let io = match connector.connect(&target, timeout).await {
+                        Ok(stream) => Io::Connected(conn, stream),
+                        Err(err) => {
+                            debug!(addr = %target.addr, %err, "connect failed");
+                            Io::ConnectFailed(conn, failure_of(&err))
+                        }
+                    };
+                    let _ = tx.send(io);
+                });
+            }
+            Action::Close { conn } => {
+                if self.conn.as_ref().is_some_and(|c| c.id == conn) {
+                    self.conn = None;
+                }
+            }
+            Action::Probe {
+                probe,
+                host,
+                timeout,
+            } => {
+                let tx = self.io_tx.clone();
+                let connector = Arc::clone(&self.connector);
+                tokio::spawn(async move {
+                    let rw = probe_read_write(connector.as_ref(), &host, timeout).await;
+                    let _ = tx.send(Io::Probe(probe, rw));
+                });
+            }
+        }
+    }
+}
+
+/// Maps a transport error to what the host provider needs to know.
+fn failure_of(err: &ConnectError) -> HostFailure {
+    match err {
+        ConnectError::Refused | ConnectError::Unreachable => HostFailure::Refused,
+        ConnectError::TimedOut => HostFailure::TimedOut,
+        e if !e.is_transient() => HostFailure::Tls,
+        _ => HostFailure::Io,
+    }
+}
+
+/// Asks a server with the `isro` four-letter word whether it serves read-write.
+async fn probe_read_write(
+    connector: &dyn Connector,
+    host: &zk_connstr::HostSpec,
+    timeout: Duration,
+) -> bool {
+    let attempt = async {
+        let addr = match host.socket_addr() {
+            Some(addr) => addr,
+            None => tokio::net::lookup_host((host.server_name().as_str(), host.port))
+                .await
+                .ok()?
+                .next()?,
+        };
+        let target = Target {
+            addr,
+            server_name: host.server_name(),
+        };
+        let mut stream = connector.connect(&target, timeout).await.ok()?;
+        stream.write_all(b"isro").await.ok()?;
+        let mut answer = Vec::with_capacity(8);
+        let mut limited = (&mut stream).take(64);
+        limited.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"rw"))
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Reads from the current connection; pends forever when there is none.
+async fn read_some(
+    conn: Option<&mut Conn>,
+    buf: &mut BytesMut,
+) -> (ConnId, std::io::Result<usize>) {
+    match conn {
+        Some(c) => {
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(READ_CHUNK);
+            }
+            let n = c.reader.read_buf(buf).await;
+            (c.id, n)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`; pends forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

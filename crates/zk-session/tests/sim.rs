@@ -1,0 +1,532 @@
+//! Failover scenarios for the session core, simulated in virtual time (no sockets, no
+//! sleeps). Each scenario is reproducible; the harness in `sim/mod.rs` checks the core's
+//! invariants on every step.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+#[path = "support/sim.rs"]
+mod sim;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sim::{Mode, Sim};
+use zk_connstr::{Host, HostSpec};
+use zk_proto::{ErrorCode, OpCode};
+use zk_session::{
+    AdaptiveDetector, ExpiredBy, Request, RequestError, SavedSession, SessionConfig, SessionState,
+    StaticHostProvider,
+};
+
+const T: Duration = Duration::from_secs(6);
+
+fn cfg() -> SessionConfig {
+    SessionConfig::with_timeout(T)
+}
+
+fn read() -> Request {
+    Request::read(OpCode::GetData, Bytes::from_static(b"\0\0\0\x02/a\0"))
+}
+
+fn write() -> Request {
+    Request::write(
+        OpCode::SetData,
+        Bytes::from_static(b"\0\0\0\x02/a\0\0\0\0\xff\xff\xff\xff"),
+    )
+}
+
+fn connected(sim: &mut Sim) -> usize {
+    sim.start();
+    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
+        == SessionState::Connected));
+    sim.connected_host().unwrap()
+}
+
+/// Runs until connected again and returns the pause measured by the core.
+fn reconnect_pause(sim: &mut Sim, limit: Duration) -> Duration {
+    assert!(
+        sim.run_until_cond(limit, |s| s.core.counters().reconnects > 0
+            && s.state() == SessionState::Connected),
+        "not reconnected; states: {:?}",
+        sim.states
+    );
+    sim.core.counters().last_pause.unwrap()
+}
+
+#[test]
+fn crash_reconnects_to_another_host_without_sleeping() {
+    for seed in 0..20 {
+        let mut c = cfg();
+        c.rng_seed = seed;
+        let mut sim = Sim::new(3, c);
+        let first = connected(&mut sim);
+        let id = sim.core.session_id();
+        sim.run_for(Duration::from_secs(1));
+        sim.crash(first);
+        let pause = reconnect_pause(&mut sim, Duration::from_secs(1));
+        // 15 ms of JVM teardown, then one connect + handshake (2 × 100 µs simulated latency).
+        assert!(
+            pause < Duration::from_millis(2),
+            "seed {seed}: pause {pause:?}"
+        );
+        assert_eq!(sim.core.session_id(), id);
+        assert_ne!(sim.connected_host(), Some(first));
+        assert_eq!(sim.core.counters().failovers, 1);
+    }
+}
+
+#[test]
+fn frozen_server_is_detected_after_a_third_of_the_timeout() {
+    let mut sim = Sim::new(3, cfg());
+    let first = connected(&mut sim);
+    sim.run_for(Duration::from_millis(1500));
+    let frozen_at = sim.elapsed();
+    sim.set_mode(first, Mode::Frozen);
+    let pause = reconnect_pause(&mut sim, T);
+    let since_freeze = sim.elapsed() - frozen_at;
+    assert!(
+        since_freeze <= T / 3 + Duration::from_millis(5),
+        "{since_freeze:?}"
+    );
+    assert!(pause < Duration::from_millis(5), "{pause:?}");
+    assert_eq!(sim.core.counters().detector_trips, 1);
+    assert!(sim.session_exists_on_servers(sim.core.session_id()));
+}
+
+#[test]
+fn two_unresponsive_hosts_do_not_cost_the_session() {
+    for seed in 0..20 {
+        let mut c = cfg();
+        c.rng_seed = seed;
+        let mut sim = Sim::new(3, c);
+        let first = connected(&mut sim);
+        let id = sim.core.session_id();
+        sim.run_for(Duration::from_millis(700));
+        // The connected host and the next one stop answering; the third is fine.
+        let others: Vec<usize> = (0..3).filter(|&h| h != first).collect();
+        sim.set_mode(first, Mode::Frozen);
+        sim.set_mode(others[0], Mode::Frozen);
+        let frozen_at = sim.elapsed();
+        reconnect_pause(&mut sim, T);
+        let total = sim.elapsed() - frozen_at;
+        assert_eq!(sim.connected_host(), Some(others[1]), "seed {seed}");
+        assert_eq!(sim.core.session_id(), id);
+        // T/3 detection plus at most one attempt cap (T/6 = 1 s).
+        assert!(
+            total <= T / 3 + T / 6 + Duration::from_millis(10),
+            "seed {seed}: {total:?}"
+        );
+    }
+}
+
+#[test]
+fn two_of_five_frozen_keeps_the_session() {
+    let mut sim = Sim::new(5, cfg());
+    let first = connected(&mut sim);
+    let id = sim.core.session_id();
+    sim.run_for(Duration::from_millis(300));
+    let second = (first + 1) % 5;
+    sim.set_mode(first, Mode::Frozen);
+    sim.set_mode(second, Mode::Frozen);
+    reconnect_pause(&mut sim, T);
+    assert_eq!(sim.core.session_id(), id);
+    assert!(
+        sim.connected_host()
+            .is_some_and(|h| h != first && h != second)
+    );
+}
+
+#[test]
+fn all_down_then_one_back_before_expiry() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    let id = sim.core.session_id();
+    for h in 0..3 {
+        sim.crash(h);
+    }
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.state(), SessionState::Disconnected);
+    sim.set_mode(1, Mode::Up);
+    let pause = reconnect_pause(&mut sim, Duration::from_secs(3));
+    assert_eq!(sim.core.session_id(), id);
+    // Backoff is capped at 1 s: back well within the session's lifetime.
+    assert!(
+        pause < Duration::from_secs(3) + Duration::from_millis(1100),
+        "{pause:?}"
+    );
+}
+
+#[test]
+fn all_down_longer_than_the_session_reports_local_expiry() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    let r = sim.submit(read());
+    sim.run_for(Duration::from_millis(10));
+    assert!(sim.result(r).unwrap().is_ok());
+    for h in 0..3 {
+        sim.crash(h);
+    }
+    let lost_at = sim.elapsed();
+    let pending = sim.submit(read());
+    assert!(sim.run_until_cond(T * 2, |s| s.state().is_terminal()));
+    assert_eq!(
+        sim.state(),
+        SessionState::Expired {
+            by: ExpiredBy::Local
+        }
+    );
+    let after = sim.elapsed() - lost_at;
+    assert!(
+        after >= T && after <= T * 4 / 3 + Duration::from_millis(100),
+        "{after:?}"
+    );
+    assert_eq!(
+        sim.result(pending),
+        Some(&Err(RequestError::SessionExpired {
+            by: ExpiredBy::Local
+        }))
+    );
+    // Nothing is attempted after a terminal state.
+    let attempts = sim.core.counters().attempts;
+    sim.run_for(T);
+    assert_eq!(sim.core.counters().attempts, attempts);
+}
+
+#[test]
+fn leader_election_window_is_retried_quickly() {
+    let mut sim = Sim::new(3, cfg());
+    let first = connected(&mut sim);
+    sim.crash(first);
+    for h in (0..3).filter(|&h| h != first) {
+        sim.set_mode(h, Mode::Electing);
+    }
+    sim.run_for(Duration::from_millis(430));
+    let served_at = sim.elapsed();
+    for h in (0..3).filter(|&h| h != first) {
+        sim.set_mode(h, Mode::Up);
+    }
+    reconnect_pause(&mut sim, Duration::from_secs(2));
+    let beyond = sim.handshakes.last().unwrap().0 - served_at;
+    assert!(
+        beyond <= Duration::from_millis(12),
+        "client share beyond the election: {beyond:?}"
+    );
+    assert_eq!(sim.state(), SessionState::Connected);
+}
+
+#[test]
+fn server_behind_our_zxid_is_skipped() {
+    let mut c = cfg();
+    c.rng_seed = 4;
+    let mut sim = Sim::new(3, c);
+    let first = connected(&mut sim);
+    let w = sim.submit(write());
+    sim.run_for(Duration::from_millis(5));
+    assert!(sim.result(w).unwrap().is_ok());
+    // One server lags behind what we have seen; it refuses us (closes), another accepts.
+    let lagging = (first + 1) % 3;
+    sim.hosts[lagging].lag = 5;
+    sim.crash(first);
+    reconnect_pause(&mut sim, Duration::from_secs(1));
+    let now_on = sim.connected_host().unwrap();
+    assert_ne!(now_on, lagging);
+    assert_ne!(now_on, first);
+}
+
+#[test]
+fn expiry_by_the_server_is_terminal() {
+    let mut sim = Sim::new(3, cfg());
+    let first = connected(&mut sim);
+    // Freeze long enough that the ensemble expires the session while we cannot reach it.
+    for h in 0..3 {
+        if h != first {
+            sim.set_mode(h, Mode::Frozen);
+        }
+    }
+    sim.set_mode(first, Mode::Frozen);
+    // Nobody touches the session; the (frozen-but-quorate) ensemble expires it.
+    sim.run_for(Duration::from_millis(500));
+    for h in 0..3 {
+        sim.set_mode(h, Mode::Up);
+    }
+    // Ensure the servers forget it, then let the client come back.
+    let id = sim.core.session_id();
+    sim.run_until_cond(T * 2, |s| s.state().is_terminal());
+    assert!(!sim.session_exists_on_servers(id) || sim.state() == SessionState::Connected);
+    if sim.state().is_terminal() {
+        assert!(matches!(sim.state(), SessionState::Expired { .. }));
+    }
+}
+
+#[test]
+fn wrong_password_means_expired_by_server() {
+    let mut c = cfg();
+    c.resume = Some(SavedSession {
+        session_id: 0x0100_0000_0000_0099,
+        password: Bytes::from_static(&[7; 16]),
+    });
+    let mut sim = Sim::new(3, c);
+    sim.start();
+    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state().is_terminal()));
+    assert_eq!(
+        sim.state(),
+        SessionState::Expired {
+            by: ExpiredBy::Server
+        }
+    );
+    let r = sim.submit(read());
+    assert_eq!(
+        sim.result(r),
+        Some(&Err(RequestError::SessionExpired {
+            by: ExpiredBy::Server
+        }))
+    );
+}
+
+#[test]
+fn reads_are_resent_and_writes_fail_with_outcome_unknown() {
+    let mut sim = Sim::new(3, cfg());
+    let first = connected(&mut sim);
+    sim.set_mode(first, Mode::Frozen);
+    let r = sim.submit(read());
+    let w = sim.submit(write());
+    sim.run_for(Duration::from_millis(1));
+    assert!(sim.result(r).is_none() && sim.result(w).is_none());
+    reconnect_pause(&mut sim, T);
+    sim.run_for(Duration::from_millis(5));
+    assert!(sim.result(r).unwrap().is_ok(), "the read was re-sent");
+    assert_eq!(
+        sim.result(w),
+        Some(&Err(RequestError::ConnectionLoss {
+            outcome_unknown: true
+        }))
+    );
+    assert_eq!(sim.core.counters().resent, 1);
+}
+
+#[test]
+fn requests_submitted_while_disconnected_wait_or_time_out() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    for h in 0..3 {
+        sim.crash(h);
+    }
+    sim.run_for(Duration::from_millis(50));
+    let waits = sim.submit(write());
+    let deadline = sim.now + Duration::from_millis(500);
+    let times_out = sim.submit(read().with_deadline(deadline));
+    sim.run_for(Duration::from_millis(600));
+    assert_eq!(sim.result(times_out), Some(&Err(RequestError::Timeout)));
+    assert!(sim.result(waits).is_none());
+    sim.set_mode(2, Mode::Up);
+    reconnect_pause(&mut sim, Duration::from_secs(3));
+    sim.run_for(Duration::from_millis(5));
+    assert!(
+        sim.result(waits).unwrap().is_ok(),
+        "a write queued while disconnected is sent once, after the reconnect"
+    );
+}
+
+#[test]
+fn session_moved_is_a_connection_loss_not_a_session_failure() {
+    let mut sim = Sim::new(3, cfg());
+    let first = connected(&mut sim);
+    let id = sim.core.session_id();
+    sim.hosts[first].session_moved = true;
+    // The write is answered with SessionMoved (so it was not applied); the read behind it
+    // is lost with the connection and re-sent.
+    let w = sim.submit(write());
+    let r = sim.submit(read());
+    reconnect_pause(&mut sim, Duration::from_secs(1));
+    sim.run_for(Duration::from_millis(5));
+    assert_eq!(sim.core.session_id(), id);
+    assert!(
+        sim.result(r).unwrap().is_ok(),
+        "the read is answered by the next server"
+    );
+    assert_eq!(
+        sim.result(w),
+        Some(&Err(RequestError::ConnectionLoss {
+            outcome_unknown: false
+        }))
+    );
+    assert!(sim.state().is_connected());
+}
+
+#[test]
+fn takeover_ping_pong_ends_in_a_typed_state() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    // From now on every connection is closed by the server shortly after its handshake:
+    // another client keeps re-establishing the same session.
+    sim.kick_after = Some(Duration::from_millis(20));
+    sim.crash(sim.connected_host().unwrap());
+    sim.set_mode(0, Mode::Up);
+    sim.set_mode(1, Mode::Up);
+    sim.set_mode(2, Mode::Up);
+    assert!(sim.run_until_cond(Duration::from_secs(10), |s| s.state().is_terminal()));
+    assert_eq!(sim.state(), SessionState::TakenOver);
+    assert!(sim.core.counters().reconnects <= 6);
+}
+
+#[test]
+fn dns_name_with_several_addresses_tries_each() {
+    let specs = vec![HostSpec {
+        host: Host::Name("zk.example".into()),
+        port: 2181,
+    }];
+    let mut sim = Sim::with_provider(2, cfg(), Box::new(StaticHostProvider::new(specs)));
+    let dead = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 9), 1));
+    sim.dns
+        .insert("zk.example".into(), vec![dead, sim.hosts[1].addr]);
+    sim.start();
+    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
+        == SessionState::Connected));
+    assert_eq!(sim.connected_host(), Some(1));
+}
+
+#[test]
+fn unresolvable_name_is_skipped() {
+    let specs = vec![
+        HostSpec {
+            host: Host::Name("gone.example".into()),
+            port: 2181,
+        },
+        sim::host_spec(9001),
+    ];
+    let mut sim = Sim::with_provider(1, cfg(), Box::new(StaticHostProvider::in_order(specs)));
+    sim.start();
+    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
+        == SessionState::Connected));
+    assert_eq!(sim.connected_host(), Some(0));
+}
+
+#[test]
+fn read_only_server_then_move_to_read_write() {
+    let mut c = cfg();
+    c.can_be_read_only = true;
+    let mut sim = Sim::new(3, c);
+    sim.set_mode(0, Mode::ReadOnly);
+    sim.set_mode(1, Mode::Down);
+    sim.set_mode(2, Mode::Down);
+    sim.start();
+    assert!(sim.run_until_cond(Duration::from_secs(2), |s| s.state()
+        == SessionState::ConnectedReadOnly));
+    let ro_id = sim.core.session_id();
+    let w = sim.submit(write());
+    sim.run_for(Duration::from_millis(5));
+    assert_eq!(
+        sim.result(w).unwrap().as_ref().unwrap().err,
+        ErrorCode::NotReadOnly
+    );
+    // A read-write server comes back: the probe finds it and the client moves, with a new
+    // session (a read-only session cannot move).
+    sim.set_mode(1, Mode::Up);
+    assert!(sim.run_until_cond(Duration::from_secs(5), |s| s.state()
+        == SessionState::Connected));
+    assert_eq!(sim.connected_host(), Some(1));
+    assert_ne!(sim.core.session_id(), ro_id);
+}
+
+#[test]
+fn adaptive_detector_finds_a_frozen_server_within_a_second_at_long_timeouts() {
+    for t in [Duration::from_secs(6), Duration::from_secs(30)] {
+        let mut c = SessionConfig::with_timeout(t);
+        c.timing.adaptive = Some(AdaptiveDetector::default());
+        let mut sim = Sim::new(3, c);
+        let first = connected(&mut sim);
+        sim.run_for(Duration::from_secs(3));
+        let frozen_at = sim.elapsed();
+        sim.set_mode(first, Mode::Frozen);
+        reconnect_pause(&mut sim, t);
+        let detect = sim.elapsed() - frozen_at;
+        assert!(detect <= Duration::from_secs(1), "T={t:?}: {detect:?}");
+    }
+}
+
+#[test]
+fn adaptive_detector_raises_no_false_alarm_on_a_healthy_busy_connection() {
+    let mut c = SessionConfig::with_timeout(Duration::from_secs(30));
+    c.timing.adaptive = Some(AdaptiveDetector::default());
+    let mut sim = Sim::new(3, c);
+    connected(&mut sim);
+    // Ten minutes of virtual time, a request every 7 ms, latency varying 0.1..5 ms.
+    for i in 0..85_000_u32 {
+        sim.latency = Duration::from_micros(100 + u64::from(i * 7919 % 4900));
+        sim.submit(if i % 5 == 0 { write() } else { read() });
+        sim.run_for(Duration::from_millis(7));
+    }
+    assert_eq!(sim.core.counters().detector_trips, 0);
+    assert_eq!(sim.core.counters().reconnects, 0);
+}
+
+#[test]
+fn graceful_close_sends_close_session() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    let id = sim.core.session_id();
+    assert!(sim.session_exists_on_servers(id));
+    sim.close();
+    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
+        == SessionState::Closed));
+    assert!(
+        !sim.session_exists_on_servers(id),
+        "the ensemble dropped the session at once"
+    );
+}
+
+#[test]
+fn oversized_request_is_refused_locally() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    let big = Request::write(OpCode::SetData, Bytes::from(vec![0u8; 2 * 1024 * 1024]));
+    let id = sim.submit(big);
+    assert!(matches!(
+        sim.result(id),
+        Some(Err(RequestError::RequestTooLarge { .. }))
+    ));
+    assert!(sim.state().is_connected());
+}
+
+/// Random fault schedules: the invariants in the harness (one connection at a time, zxid
+/// monotonic, exactly-once completion) hold, the session survives whenever a quorum was
+/// reachable in time, and every request completes.
+#[test]
+fn random_fault_schedules_keep_the_invariants() {
+    for seed in 0..60_u64 {
+        let mut c = cfg();
+        c.rng_seed = seed;
+        let mut sim = Sim::new(3, c);
+        connected(&mut sim);
+        let mut rng = zk_session::rng::Rng::new(seed ^ 0xabcdef);
+        let mut ids = Vec::new();
+        for _step in 0..40 {
+            let h = usize::try_from(rng.below(3)).unwrap();
+            match rng.below(6) {
+                0 => sim.crash(h),
+                1 => sim.set_mode(h, Mode::Frozen),
+                2 => sim.set_mode(h, Mode::Electing),
+                _ => sim.set_mode(h, Mode::Up),
+            }
+            // Keep at most one host down at a time so a quorum is always reachable.
+            for other in 0..3 {
+                if other != h {
+                    sim.set_mode(other, Mode::Up);
+                }
+            }
+            ids.push(sim.submit(if rng.below(2) == 0 { read() } else { write() }));
+            sim.run_for(Duration::from_millis(rng.below(800)));
+        }
+        for h in 0..3 {
+            sim.set_mode(h, Mode::Up);
+        }
+        sim.run_for(T);
+        assert!(sim.state().is_connected(), "seed {seed}: {:?}", sim.states);
+        for id in ids {
+            assert!(
+                sim.result(id).is_some(),
+                "seed {seed}: request {id:?} never completed"
+            );
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! A simulated ZooKeeper ensemble that drives the sans-I/O session core in virtual time.
+//!
+//! No sockets, no sleeps: `Sim` keeps a clock, an event queue and a tiny model of the
+//! servers (up, crashed, frozen, electing, read-only, lagging), speaking the real wire
+//! format through `zk-proto`. Every run is reproducible from its seed. The invariants every
+//! scenario checks: at most one connection or handshake per session at any time, the last
+//! zxid never decreases, every request completes exactly once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unreachable_pub,
+    reason = "test harness"
+)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use zk_connstr::{Host, HostSpec};
+use zk_proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, Frame, FrameDecoder, OpCode, Record, ReplyHeader,
+    RequestHeader,
+};
+use zk_session::{
+    Action, ConnId, HostFailure, HostProvider, Request, RequestError, RequestId, Session,
+    SessionConfig, SessionEvent, SessionState, StaticHostProvider,
+};
+
+/// What a simulated server does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Serving.
+    Up,
+    /// Crashed: connections refused.
+    Down,
+    /// SIGSTOP: TCP still accepted by the kernel, nothing answered.
+    Frozen,
+    /// Leader election: accepts TCP, closes without a ConnectResponse.
+    Electing,
+    /// Read-only server (with local sessions).
+    ReadOnly,
+}
+
+pub struct SimHost {
+    pub addr: SocketAddr,
+    pub mode: Mode,
+    /// The server's last processed zxid lags the ensemble by this much.
+    pub lag: i64,
+    /// Answer every request with SessionMoved (−118) and close, like a stale server would.
+    pub session_moved: bool,
+}
+
+struct ServerConn {
+    host: usize,
+    decoder: FrameDecoder,
+    buf: BytesMut,
+    session: Option<i64>,
+}
+
+struct SimSession {
+    passwd: Bytes,
+    timeout: Duration,
+    last_touch: Instant,
+    owner: Option<ConnId>,
+    read_only: bool,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Resolved(ConnId, Vec<SocketAddr>),
+    Connected(ConnId),
+    ConnectFailed(ConnId, HostFailure),
+    Data(ConnId, Bytes),
+    Closed(ConnId),
+    Probe(u64, bool),
+}
+
+pub struct Sim {
+    pub now: Instant,
+    pub start: Instant,
+    pub core: Session,
+    pub hosts: Vec<SimHost>,
+    pub latency: Duration,
+    pub dns: HashMap<String, Vec<SocketAddr>>,
+    /// Close a connection this long after its handshake (a twin client taking the session).
+    pub kick_after: Option<Duration>,
+    pub zxid: i64,
+    queue: BTreeMap<(Instant, u64), Ev>,
+    seq: u64,
+    server_conns: HashMap<ConnId, ServerConn>,
+    sessions: HashMap<i64, SimSession>,
+    next_session: i64,
+    /// Connections the core has opened and not closed (invariant: at most one).
+    open: HashSet<ConnId>,
+    pub states: Vec<(Duration, SessionState, i64)>,
+    pub completions: HashMap<RequestId, Result<zk_session::Reply, RequestError>>,
+    pub notifications: Vec<Bytes>,
+    pub preamble_replies: usize,
+    last_zxid: i64,
+    pub handshakes: Vec<(Duration, usize)>,
+}
+
+pub fn host_spec(port: u16) -> HostSpec {
+    HostSpec {
+        host: Host::Ipv4(Ipv4Addr::LOCALHOST),
+        port,
+    }
+}
+
+impl Sim {
+    /// `n` hosts on 127.0.0.1:9001.. with the given config (hosts in connection-string order,
+    /// shuffled by the core's seeded RNG).
+    pub fn new(n: u16, cfg: SessionConfig) -> Self {
+        let specs: Vec<HostSpec> = (0..n).map(|i| host_spec(9001 + i)).collect();
+        Self::with_provider(n, cfg, Box::new(StaticHostProvider::new(specs)))
+    }
+
+    pub fn with_provider(n: u16, cfg: SessionConfig, provider: Box<dyn HostProvider>) -> Self {
+        let start = Instant::now();
+        let hosts = (0..n)
+            .map(|i| SimHost {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 9001 + i)),
+                mode: Mode::Up,
+                lag: 0,
+                session_moved: false,
+            })
+            .collect();
+        Self {
+            now: start,
+            start,
+            core: Session::new(cfg, provider, start),
+            hosts,
+            latency: Duration::from_micros(100),
+            dns: HashMap::new(),
+            kick_after: None,
+            zxid: 0x1_0000_0000,
+            queue: BTreeMap::new(),
+            seq: 0,
+            server_conns: HashMap::new(),
+            sessions: HashMap::new(),
+            next_session: 0x0100_0000_0000_0001,
+            open: HashSet::new(),
+            states: Vec::new(),
+            completions: HashMap::new(),
+            notifications: Vec::new(),
+            preamble_replies: 0,
+            last_zxid: 0,
+            handshakes: Vec::new(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn schedule(&mut self, after: Duration, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((self.now + after, self.seq), ev);
+    }
+
+    pub fn start(&mut self) {
+        self.core.start(self.now);
+        self.pump();
+    }
+
+    pub fn submit(&mut self, req: Request) -> RequestId {
+        let id = self.core.submit(self.now, req);
+        self.pump();
+        id
+    }
+
+    pub fn close(&mut self) {
+        self.core.close(self.now);
+        self.pump();
+    }
+
+    /// Index of the host the session is connected to.
+    pub fn connected_host(&self) -> Option<usize> {
+        if !self.core.state().is_connected() {
+            return None;
+        }
+        let addr = self.core.server()?;
+        self.hosts.iter().position(|h| h.addr == addr)
+    }
+
+    /// Runs until `d` of virtual time has passed.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until, |_| false);
+    }
+
+    /// Runs until `pred` holds or `limit` passed; returns whether `pred` held.
+    pub fn run_until_cond(&mut self, limit: Duration, pred: impl Fn(&Self) -> bool) -> bool {
+        let until = self.now + limit;
+        self.run_until(until, pred)
+    }
+
+    fn run_until(&mut self, until: Instant, pred: impl Fn(&Self) -> bool) -> bool {
+        loop {
+            self.pump();
+            if pred(self) {
+                return true;
+            }
+            let next_ev = self.queue.keys().next().map(|(t, _)| *t);
+            let next_timer = self.core.poll_timeout();
+            let next = [next_ev, next_timer, Some(until)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            if next > until
+                || (next == until
+                    && next_ev.is_none_or(|t| t > until)
+                    && next_timer.is_none_or(|t| t > until))
+            {
+                self.now = until;
+                self.expire_sessions();
+                self.pump();
+                return pred(self);
+            }
+            self.now = self.now.max(next);
+            self.expire_sessions();
+            while let Some((&key, _)) = self.queue.iter().next() {
+                if key.0 > self.now {
+                    break;
+                }
+                let ev = self.queue.remove(&key).unwrap();
+                self.deliver(ev);
+                self.pump();
+            }
+            if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.core.handle_timeout(self.now);
+            }
+        }
+    }
+
+    fn deliver(&mut self, ev: Ev) {
+        let now = self.now;
+        match ev {
+            Ev::Resolved(conn, addrs) => {
+                let r = if addrs.is_empty() { Err(()) } else { Ok(addrs) };
+                self.core.handle_resolved(now, conn, r);
+            }
+            Ev::Connected(conn) => {
+                if self.server_conns.contains_key(&conn) {
+                    self.core.handle_connected(now, conn);
+                } else {
+                    self.open.remove(&conn);
+                    self.core
+                        .handle_connect_failed(now, conn, HostFailure::Refused);
+                }
+            }
+            Ev::ConnectFailed(conn, f) => {
+                self.open.remove(&conn);
+                self.core.handle_connect_failed(now, conn, f);
+            }
+            Ev::Data(conn, bytes) => {
+                if self.open.contains(&conn) {
+                    self.core.handle_data(now, conn, &bytes);
+                }
+            }
+            Ev::Closed(conn) => {
+                if self.open.remove(&conn) {
+                    self.core.handle_closed(now, conn);
+                }
+            }
+            Ev::Probe(p, rw) => self.core.handle_probe(now, p, rw),
+        }
+    }
+
+    /// Drains the core's outputs, checking invariants.
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.core.poll_action() {
+                progressed = true;
+                self.perform(action);
+            }
+            while let Some((conn, data)) = self.core.poll_transmit() {
+                progressed = true;
+                assert!(
+                    self.open.contains(&conn),
+                    "bytes for a connection that is not open"
+                );
+                self.server_receive(conn, data);
+            }
+            while let Some(ev) = self.core.poll_event() {
+                progressed = true;
+                match ev {
+                    SessionEvent::State(s) => {
+                        self.states
+                            .push((self.now - self.start, s.state, s.session_id));
+                    }
+                    SessionEvent::Completed { id, result } => {
+                        assert!(
+                            self.completions.insert(id, result).is_none(),
+                            "request {id:?} completed twice"
+                        );
+                    }
+                    SessionEvent::Notification { body } => self.notifications.push(body),
+                    SessionEvent::PreambleReply { .. } => self.preamble_replies += 1,
+                    _ => {}
+                }
+            }
+            assert!(
+                self.core.last_zxid() >= self.last_zxid,
+                "last zxid went backwards"
+            );
+            self.last_zxid = self.core.last_zxid();
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn host_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.hosts.iter().position(|h| h.addr == addr)
+    }
+
+    fn perform(&mut self, action: Action) {
+        let lat = self.latency;
+        match action {
+            Action::Resolve { conn, host } => {
+                let addrs = self
+                    .dns
+                    .get(&host.server_name())
+                    .cloned()
+                    .unwrap_or_default();
+                self.schedule(lat, Ev::Resolved(conn, addrs));
+            }
+            Action::Connect { conn, target, .. } => {
+                assert!(
+                    self.open.is_empty(),
+                    "second connection {conn:?} opened while {:?} is open",
+                    self.open
+                );
+                self.open.insert(conn);
+                match self.host_of(target.addr) {
+                    Some(h) if self.hosts[h].mode != Mode::Down => {
+                        self.server_conns.insert(
+                            conn,
+                            ServerConn {
+                                host: h,
+                                decoder: FrameDecoder::default(),
+                                buf: BytesMut::new(),
+                                session: None,
+                            },
+                        );
+                        self.schedule(lat, Ev::Connected(conn));
+                    }
+                    _ => self.schedule(lat, Ev::ConnectFailed(conn, HostFailure::Refused)),
+                }
+            }
+            Action::Close { conn } => {
+                self.open.remove(&conn);
+                self.server_conns.remove(&conn);
+            }
+            Action::Probe { probe, host, .. } => {
+                let rw = host
+                    .socket_addr()
+                    .and_then(|a| self.host_of(a))
+                    .is_some_and(|h| self.hosts[h].mode == Mode::Up);
+                self.schedule(lat, Ev::Probe(probe, rw));
+            }
+            _ => {}
+        }
+    }
+
+    /// Server side: close one connection as the server would (the client sees EOF later).
+    fn server_close(&mut self, conn: ConnId) {
+        if self.server_conns.remove(&conn).is_some() {
+            self.schedule(self.latency, Ev::Closed(conn));
+        }
+    }
+
+    fn reply(&mut self, conn: ConnId, f: impl FnOnce(&mut BytesMut)) {
+        let mut out = BytesMut::new();
+        zk_proto::write_frame(&mut out, usize::MAX, f).unwrap();
+        self.schedule(self.latency, Ev::Data(conn, out.freeze()));
+    }
+
+    fn host_zxid(&self, h: usize) -> i64 {
+        self.zxid - self.hosts[h].lag
+    }
+
+    fn server_receive(&mut self, conn: ConnId, data: Bytes) {
+        let Some(sc) = self.server_conns.get_mut(&conn) else {
+            return;
+        };
+        let host = sc.host;
+        sc.buf.extend_from_slice(&data);
+        if self.hosts[host].mode == Mode::Frozen {
+            // A stopped process reads nothing; the kernel keeps the bytes for later.
+            return;
+        }
+        let mut frames = Vec::new();
+        while let Ok(Some(Frame::Complete(f))) = sc.decoder.decode(&mut sc.buf) {
+            frames.push(f);
+        }
+        for frame in frames {
+            if !self.server_conns.contains_key(&conn) {
+                return;
+            }
+            let handshake_done = self.server_conns[&conn].session.is_some();
+            if handshake_done {
+                self.server_request(conn, host, frame);
+            } else {
+                self.server_handshake(conn, host, frame);
+            }
+        }
+    }
+
+    fn server_handshake(&mut self, conn: ConnId, host: usize, frame: Bytes) {
+        let req: ConnectRequest = zk_proto::decode_exact(frame).expect("a ConnectRequest");
+        let mode = self.hosts[host].mode;
+        if mode == Mode::Electing || req.last_zxid_seen > self.host_zxid(host) {
+            self.server_close(conn);
+            return;
+        }
+        if mode == Mode::ReadOnly && (!req.read_only || req.session_id != 0) {
+            self.server_close(conn);
+            return;
+        }
+        let timeout = Duration::from_millis(u64::try_from(req.timeout).unwrap())
+            .clamp(Duration::from_millis(400), Duration::from_secs(60));
+        let (id, passwd) = if req.session_id == 0 {
+            let id = self.next_session;
+            self.next_session += 1;
+            let passwd = Bytes::from(id.to_be_bytes().repeat(2));
+            self.sessions.insert(
+                id,
+                SimSession {
+                    passwd: passwd.clone(),
+                    timeout,
+                    last_touch: self.now,
+                    owner: None,
+                    read_only: mode == Mode::ReadOnly,
+                },
+            );
+            (id, passwd)
+        } else {
+            match self.sessions.get(&req.session_id) {
+                Some(s) if s.passwd == req.passwd && !s.read_only => {
+                    (req.session_id, s.passwd.clone())
+                }
+                _ => {
+                    let zero = ConnectResponse {
+                        protocol_version: 0,
+                        timeout: 0,
+                        session_id: 0,
+                        passwd: Bytes::from_static(&[0; 16]),
+                        read_only: false,
+                    };
+                    self.reply(conn, |b| zero.encode(b));
+                    self.server_close(conn);
+                    return;
+                }
+            }
+        };
+        let s = self.sessions.get_mut(&id).unwrap();
+        s.timeout = timeout;
+        s.last_touch = self.now;
+        let previous = s.owner.replace(conn);
+        if let Some(prev) = previous
+            && prev != conn
+            && self.server_conns.get(&prev).is_some_and(|p| p.host == host)
+        {
+            self.server_close(prev);
+        }
+        self.server_conns.get_mut(&conn).unwrap().session = Some(id);
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout: i32::try_from(timeout.as_millis()).unwrap(),
+            session_id: id,
+            passwd,
+            read_only: mode == Mode::ReadOnly,
+        };
+        self.handshakes.push((self.elapsed(), host));
+        self.reply(conn, |b| resp.encode(b));
+        if let Some(after) = self.kick_after {
+            self.seq += 1;
+            let at = self.now + after;
+            self.queue.insert((at, self.seq), Ev::Closed(conn));
+            self.server_conns.remove(&conn);
+        }
+    }
+
+    fn server_request(&mut self, conn: ConnId, host: usize, mut frame: Bytes) {
+        let header = RequestHeader::decode(&mut frame).expect("a request header");
+        let session = self.server_conns[&conn].session.unwrap();
+        let Some(s) = self.sessions.get_mut(&session) else {
+            self.server_close(conn);
+            return;
+        };
+        s.last_touch = self.now;
+        let owner = s.owner;
+        let read_only = self.hosts[host].mode == Mode::ReadOnly;
+        let zxid = self.host_zxid(host);
+        let is_write = matches!(
+            header.op,
+            OpCode::Create | OpCode::SetData | OpCode::Delete | OpCode::Create2
+        );
+        if self.hosts[host].session_moved && header.op != OpCode::Ping {
+            let h = ReplyHeader {
+                xid: header.xid,
+                zxid,
+                err: ErrorCode::SessionMoved,
+            };
+            self.reply(conn, |b| h.encode(b));
+            self.server_close(conn);
+            return;
+        }
+        if is_write && owner != Some(conn) {
+            // 3.8: SessionMoved never reaches the wire; the server just closes.
+            self.server_close(conn);
+            return;
+        }
+        match header.op {
+            OpCode::CloseSession => {
+                self.sessions.remove(&session);
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid,
+                    err: ErrorCode::Ok,
+                };
+                self.reply(conn, |b| h.encode(b));
+                self.server_close(conn);
+            }
+            _ if is_write && read_only => {
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid,
+                    err: ErrorCode::NotReadOnly,
+                };
+                self.reply(conn, |b| h.encode(b));
+            }
+            _ if is_write => {
+                self.zxid += 1;
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid: self.zxid,
+                    err: ErrorCode::Ok,
+                };
+                self.reply(conn, |b| {
+                    h.encode(b);
+                    b.put_slice(b"ok");
+                });
+            }
+            _ => {
+                let h = ReplyHeader {
+                    xid: header.xid,
+                    zxid,
+                    err: ErrorCode::Ok,
+                };
+                self.reply(conn, |b| h.encode(b));
+            }
+        }
+    }
+
+    /// The ensemble expires sessions nobody touched for their timeout (plus a tick).
+    fn expire_sessions(&mut self) {
+        let now = self.now;
+        let quorum = self
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.mode, Mode::Up | Mode::Frozen))
+            .count()
+            * 2
+            > self.hosts.len();
+        if !quorum {
+            // Without a leader nobody expires sessions; the new leader restarts the clocks.
+            for s in self.sessions.values_mut() {
+                s.last_touch = s.last_touch.max(now - s.timeout / 2);
+            }
+            return;
+        }
+        let expired: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.last_touch + s.timeout + Duration::from_millis(200) < now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(s) = self.sessions.remove(&id)
+                && let Some(owner) = s.owner
+            {
+                self.server_close(owner);
+            }
+        }
+    }
+
+    // ----- Faults -----
+
+    /// kill −9: connections reset after the kernel tears the JVM down.
+    pub fn crash(&mut self, h: usize) {
+        self.hosts[h].mode = Mode::Down;
+        let conns: Vec<ConnId> = self
+            .server_conns
+            .iter()
+            .filter(|(_, c)| c.host == h)
+            .map(|(id, _)| *id)
+            .collect();
+        for c in conns {
+            self.server_conns.remove(&c);
+            self.seq += 1;
+            let at = self.now + Duration::from_millis(15);
+            self.queue.insert((at, self.seq), Ev::Closed(c));
+        }
+    }
+
+    pub fn set_mode(&mut self, h: usize, mode: Mode) {
+        if mode == Mode::Down {
+            self.crash(h);
+            return;
+        }
+        let thawed = self.hosts[h].mode == Mode::Frozen && mode != Mode::Frozen;
+        self.hosts[h].mode = mode;
+        if thawed {
+            let conns: Vec<ConnId> = self
+                .server_conns
+                .iter()
+                .filter(|(_, c)| c.host == h)
+                .map(|(id, _)| *id)
+                .collect();
+            for c in conns {
+                self.server_receive(c, Bytes::new());
+            }
+        }
+    }
+
+    pub fn session_exists_on_servers(&self, id: i64) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    pub fn state(&self) -> SessionState {
+        self.core.state()
+    }
+
+    pub fn result(&self, id: RequestId) -> Option<&Result<zk_session::Reply, RequestError>> {
+        self.completions.get(&id)
+    }
+}

@@ -1,0 +1,231 @@
+//! Test PKI (rcgen, ECDSA P-256) and small loopback servers shared by the integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unreachable_pub,
+    reason = "test code"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// A throw-away certificate authority.
+pub struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A certificate signed by a [`Ca`] (or self-signed), with its key, in PEM.
+#[derive(Clone)]
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for these SANs (DNS names or IP literals), like ZooKeeper's test
+    /// PKI: EKU serverAuth + clientAuth.
+    pub fn server(&self, sans: &[&str]) -> Leaf {
+        self.leaf(sans, "localhost", true)
+    }
+
+    /// A client certificate with no SAN (ZooKeeper does not check it), EKU clientAuth.
+    pub fn client(&self) -> Leaf {
+        self.leaf(&[], "zk-client", false)
+    }
+
+    /// A server certificate that expired in 2020.
+    pub fn expired_server(&self, sans: &[&str]) -> Leaf {
+        let mut params = server_params(sans, "localhost", true);
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    fn leaf(&self, sans: &[&str], cn: &str, server: bool) -> Leaf {
+        let params = server_params(sans, cn, server);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+fn server_params(sans: &[&str], cn: &str, server: bool) -> CertificateParams {
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = if server {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    } else {
+        vec![ExtendedKeyUsagePurpose::ClientAuth]
+    };
+    params
+}
+
+/// A self-signed server certificate (no CA at all).
+pub fn self_signed(sans: &[&str]) -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let cert = server_params(sans, "self-signed", true)
+        .self_signed(&key)
+        .unwrap();
+    Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// TLS versions a test server accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// Like ZooKeeper 3.8: TLS 1.2 only, with ECDHE + AES-128-GCM only.
+    Tls12ZooKeeperLike,
+    Tls13Only,
+}
+
+/// A rustls server config: `leaf` as server identity; with `client_ca`, client certificates
+/// signed by it are **required** (ZooKeeper's default `ssl.clientAuth=need`).
+pub fn server_config(leaf: &Leaf, client_ca: Option<&Ca>, versions: Versions) -> Arc<ServerConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if versions == Versions::Tls12ZooKeeperLike {
+        provider.cipher_suites.retain(|suite| {
+            matches!(
+                suite.suite(),
+                rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                    | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+            )
+        });
+    }
+    let provider = Arc::new(provider);
+    let version_list: &[&'static rustls::SupportedProtocolVersion] = match versions {
+        Versions::Tls12ZooKeeperLike => &[&rustls::version::TLS12],
+        Versions::Tls13Only => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(version_list)
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+                .unwrap();
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let chain = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    Arc::new(builder.with_single_cert(chain, key).unwrap())
+}
+
+/// A loopback TLS echo server. Every connection's server-side handshake outcome is reported on
+/// `outcomes` (`Err` carries the server's error text).
+pub struct TlsServer {
+    pub addr: SocketAddr,
+    pub outcomes: mpsc::UnboundedReceiver<Result<(), String>>,
+}
+
+pub async fn spawn_tls_server(config: Arc<ServerConfig>) -> TlsServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, outcomes) = mpsc::unbounded_channel();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match acceptor.accept(tcp).await {
+                    Ok(mut tls) => {
+                        let _ = tx.send(Ok(()));
+                        echo(&mut tls).await;
+                    }
+                    Err(err) => {
+                        let _ = tx.send(Err(err.to_string()));
+                    }
+                }
+            });
+        }
+    });
+    TlsServer { addr, outcomes }
+}
+
+/// Echoes until EOF or error.
+pub async fn echo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() || stream.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes `msg` and expects it echoed back.
+pub async fn round_trip<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    msg: &[u8],
+) {
+    stream.write_all(msg).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut back = vec![0u8; msg.len()];
+    stream.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, msg);
+}
+
+/// A port on loopback where nothing listens (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
