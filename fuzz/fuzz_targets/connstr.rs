@@ -1,7 +1,9 @@
+//! Fuzz the connection-string parser: no panics, and every accepted string's canonical
+//! form parses back to the same value (see `zk_connstr::fuzzing::connstr`).
 #![no_main]
-//! Placeholder target, replaced by the zk-connstr work.
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    zk_connstr::fuzzing::connstr(data);
 });
