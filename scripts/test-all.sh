@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
+#
+# On a fresh machine it first installs what it needs: Debian's `zookeeper` package (the real
+# server the integration tests run), cargo-deny and cargo-fuzz. Then: formatting, clippy,
+# every test (real 3-node ensembles included), the fuzz corpora replay (part of `cargo test`),
+# a short run of every fuzz target on nightly, a smoke run of every benchmark, and the
+# offline cargo-deny checks.
+#
+# Environment:
+#   FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
+#   SKIP_DENY=1    skip cargo-deny
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+started=$(date +%s)
+declare -a summary=()
+
+step() {
+    local name="$1"
+    shift
+    local t0
+    t0=$(date +%s)
+    echo "==> ${name}"
+    "$@"
+    summary+=("$(printf '%-28s %4ss' "$name" "$(($(date +%s) - t0))")")
+}
+
+ensure_zookeeper() {
+    local jar="${ZK_TESTKIT_JAR:-/usr/share/java/zookeeper.jar}"
+    if [ ! -f "$jar" ] || [ ! -f /usr/share/java/netty-codec.jar ]; then
+        echo "ZooKeeper not found at $jar: installing Debian's zookeeper package"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null
+    fi
+    command -v java >/dev/null || { echo "java is required on PATH" >&2; exit 1; }
+}
+
+ensure_tools() {
+    if ! cargo deny --version >/dev/null 2>&1 && [ "${SKIP_DENY:-0}" != 1 ]; then
+        cargo install --locked cargo-deny
+    fi
+    if [ "$FUZZ_SECONDS" != 0 ] && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        cargo install --locked cargo-fuzz
+    fi
+}
+
+fmt() { cargo fmt --all --check; }
+
+clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
+
+tests() {
+    # cargo runs one test binary at a time, so at most one ZooKeeper ensemble is up at once.
+    # --all-targets includes the criterion benchmarks, each run once in test mode (smoke).
+    cargo test --workspace --all-targets --no-fail-fast
+    cargo test --workspace --doc
+}
+
+fuzz() {
+    if [ "$FUZZ_SECONDS" = 0 ]; then
+        echo "fuzzing skipped (FUZZ_SECONDS=0)"
+        return
+    fi
+    (
+        cd fuzz
+        cargo +nightly fuzz build -O
+        for target in $(cargo +nightly fuzz list); do
+            mkdir -p "corpus/$target"
+            # Run on a scratch copy so CI never rewrites the committed seed corpus.
+            scratch=$(mktemp -d)
+            cp -r "corpus/$target/." "$scratch/" 2>/dev/null || true
+            out=$(cargo +nightly fuzz run -O "$target" "$scratch" -- \
+                -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1) || {
+                echo "$out" | tail -40
+                rm -rf "$scratch"
+                echo "fuzz target $target failed" >&2
+                return 1
+            }
+            rm -rf "$scratch"
+            echo "fuzz $target: $(echo "$out" | grep -Eo 'Done [0-9]+ runs in [0-9]+ second\(s\)' | tail -1)"
+        done
+    )
+}
+
+deny() {
+    if [ "${SKIP_DENY:-0}" = 1 ]; then
+        echo "cargo-deny skipped (SKIP_DENY=1)"
+        return
+    fi
+    cargo deny check licenses bans sources
+}
+
+step "install zookeeper" ensure_zookeeper
+step "install tools" ensure_tools
+step "cargo fmt --check" fmt
+step "cargo clippy" clippy
+step "cargo test" tests
+step "fuzz" fuzz
+step "cargo deny" deny
+
+echo
+echo "==> summary"
+printf '  %s\n' "${summary[@]}"
+echo "all checks passed in $(($(date +%s) - started)) s"
