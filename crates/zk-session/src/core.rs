@@ -886,6 +886,8 @@ impl Session {
     /// An attempt on one address failed: next address, next host, or back off.
     fn attempt_failed(&mut self, now: Instant, attempt: Attempt, failure: HostFailure) {
         self.timers.stop(Timer::Attempt);
+        // Reads pipelined behind a handshake that failed go back to the queue.
+        self.requeue_in_flight(false);
         self.counters.failed_attempts += 1;
         if !attempt.addrs.is_empty() && failure != HostFailure::Unresolvable {
             self.connect_next_addr(now, attempt);
@@ -1388,7 +1390,6 @@ impl Session {
         match std::mem::replace(&mut self.phase, Phase::Waiting) {
             Phase::Handshaking { conn, attempt, .. } => {
                 self.drop_conn(conn);
-                self.requeue_in_flight(false);
                 self.attempt_failed(now, attempt, failure);
             }
             Phase::Connected {
@@ -1597,13 +1598,7 @@ impl Session {
     }
 
     fn terminal_error(&self) -> Option<RequestError> {
-        match self.state {
-            SessionState::Expired { by } => Some(RequestError::SessionExpired { by }),
-            SessionState::AuthFailed => Some(RequestError::AuthFailed),
-            SessionState::Closed => Some(RequestError::Closed),
-            SessionState::TakenOver => Some(RequestError::TakenOver),
-            _ => None,
-        }
+        self.state.terminal_error()
     }
 
     /// Enters a terminal state: fails everything outstanding and stops all timers.

@@ -93,10 +93,17 @@ impl SessionHandle {
     /// Whatever the session reports for it, or [`RequestError::Closed`] if the driver is gone.
     pub async fn submit(&self, req: Request) -> Result<Reply, RequestError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Submit(req, tx))
-            .map_err(|_| RequestError::Closed)?;
-        rx.await.unwrap_or(Err(RequestError::Closed))
+        if self.commands.send(Command::Submit(req, tx)).is_err() {
+            return Err(self.ended());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.ended()))
+    }
+
+    /// Why the driver is gone: the terminal state's error.
+    fn ended(&self) -> RequestError {
+        self.state()
+            .terminal_error()
+            .unwrap_or(RequestError::Closed)
     }
 
     /// Closes the session (closeSession is sent if connected) and waits until it is closed.

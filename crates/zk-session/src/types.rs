@@ -93,6 +93,20 @@ impl SessionState {
     pub const fn is_connected(self) -> bool {
         matches!(self, Self::Connected | Self::ConnectedReadOnly)
     }
+
+    /// The error every request gets once the session is in this terminal state.
+    #[must_use]
+    pub const fn terminal_error(self) -> Option<RequestError> {
+        match self {
+            Self::Expired { by } => Some(RequestError::SessionExpired { by }),
+            Self::AuthFailed => Some(RequestError::AuthFailed),
+            Self::Closed => Some(RequestError::Closed),
+            Self::TakenOver => Some(RequestError::TakenOver),
+            Self::Connecting | Self::Connected | Self::ConnectedReadOnly | Self::Disconnected => {
+                None
+            }
+        }
+    }
 }
 
 /// A state transition, with where it happened.

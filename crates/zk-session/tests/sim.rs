@@ -120,6 +120,28 @@ fn two_unresponsive_hosts_do_not_cost_the_session() {
 }
 
 #[test]
+fn reads_pipelined_behind_a_failed_handshake_are_sent_again() {
+    for seed in 0..10 {
+        let mut c = cfg();
+        c.rng_seed = seed;
+        let mut sim = Sim::new(3, c);
+        let first = connected(&mut sim);
+        let second = (first + 1) % 3;
+        sim.set_mode(first, Mode::Frozen);
+        sim.set_mode(second, Mode::Frozen);
+        // Submitted while the connection is silently dead: the read rides along with the
+        // next handshake, which may be the frozen host's.
+        let r = sim.submit(read());
+        reconnect_pause(&mut sim, T);
+        sim.run_for(Duration::from_millis(5));
+        assert!(
+            sim.result(r).unwrap().is_ok(),
+            "seed {seed}: the read was answered"
+        );
+    }
+}
+
+#[test]
 fn two_of_five_frozen_keeps_the_session() {
     let mut sim = Sim::new(5, cfg());
     let first = connected(&mut sim);

@@ -1,0 +1,221 @@
+//! The session engine against a real 3-node ZooKeeper 3.8 ensemble (Debian's package,
+//! started by zk-testkit), with servers killed, frozen and blackholed for real.
+//!
+//! One ensemble serves the whole binary; scenarios run one at a time from a healed
+//! ensemble. Bounds are generous (a shared 2-core machine): the tests assert behaviour —
+//! same session, nothing lost, no expiry — while the pauses are measured by the benchmarks.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+#[path = "support/real.rs"]
+mod real;
+
+use std::time::Duration;
+
+use real::{Reader, connected, create_req, exists, heal, node_of, open, reconnected, scenario};
+use zk_proto::ErrorCode;
+use zk_session::{ExpiredBy, SessionState};
+use zk_testkit::{Ensemble, EnsembleBuilder, ProxyMode};
+
+/// Session timeout used by the tests; the ensemble allows up to 20 ticks of 200 ms.
+const T: Duration = Duration::from_secs(4);
+
+fn ensemble() -> EnsembleBuilder {
+    Ensemble::builder().nodes(3).proxies(true)
+}
+
+#[test]
+fn kill_of_connected_server_keeps_session_and_ephemeral() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let id = h.session_id();
+        let path = format!("/eph-kill-{id:x}");
+        assert_eq!(
+            h.submit(create_req(&path, true)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        let reader = Reader::start(h.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let victim = node_of(ens, &h);
+        ens.node(victim).kill().unwrap();
+        reconnected(&h, 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = reader.stop().await;
+        assert_eq!(h.session_id(), id, "same session after the failover");
+        assert_ne!(node_of(ens, &h), victim);
+        assert!(exists(&h, &path).await, "the ephemeral node survived");
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        assert!(
+            report.longest_gap < T / 2,
+            "reads paused {:?}",
+            report.longest_gap
+        );
+        let c = h.counters();
+        assert_eq!((c.reconnects, c.failovers), (1, 1));
+        h.close().await;
+    });
+}
+
+#[test]
+fn frozen_server_is_left_before_the_session_expires() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let id = h.session_id();
+        let path = format!("/eph-freeze-{id:x}");
+        assert_eq!(
+            h.submit(create_req(&path, true)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        let reader = Reader::start(h.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let victim = node_of(ens, &h);
+        ens.node(victim).freeze();
+        reconnected(&h, 1).await;
+        let report = reader.stop().await;
+        ens.node(victim).thaw();
+        assert_eq!(h.session_id(), id);
+        assert!(
+            exists(&h, &path).await,
+            "the ephemeral node survived the freeze"
+        );
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        // Detected after T/3 of silence (1.33 s), well before the 4 s expiry.
+        assert!(
+            report.longest_gap < T * 3 / 4,
+            "reads paused {:?}",
+            report.longest_gap
+        );
+        assert_eq!(h.counters().detector_trips, 1);
+        h.close().await;
+    });
+}
+
+#[test]
+fn two_of_three_hosts_blackholed_the_session_survives() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let id = h.session_id();
+        let victim = node_of(ens, &h);
+        let other = (victim + 1) % 3;
+        // Between client and servers only: the ensemble keeps its quorum.
+        ens.proxy(victim).unwrap().set_mode(ProxyMode::Blackhole);
+        ens.proxy(other).unwrap().set_mode(ProxyMode::Blackhole);
+        let reader = Reader::start(h.clone());
+        reconnected(&h, 1).await;
+        let report = reader.stop().await;
+        assert_eq!(h.session_id(), id, "the session survived");
+        assert_eq!(node_of(ens, &h), (victim + 2) % 3);
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        h.close().await;
+    });
+}
+
+#[test]
+fn kill_of_the_leader_keeps_the_session() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let id = h.session_id();
+        let path = format!("/eph-leader-{id:x}");
+        assert_eq!(
+            h.submit(create_req(&path, true)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        let reader = Reader::start(h.clone());
+        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        ens.node(leader).kill().unwrap();
+        reconnected(&h, 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = reader.stop().await;
+        assert_eq!(h.session_id(), id);
+        assert!(exists(&h, &path).await);
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        h.close().await;
+    });
+}
+
+#[test]
+fn rolling_restart_under_load_never_expires_the_session() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let id = h.session_id();
+        let path = format!("/eph-rolling-{id:x}");
+        assert_eq!(
+            h.submit(create_req(&path, true)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        let reader = Reader::start(h.clone());
+        for i in 0..3 {
+            ens.node(i).kill().unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ens.node(i).restart().await.unwrap();
+            ens.wait_serving(Duration::from_secs(60)).await.unwrap();
+        }
+        let report = reader.stop().await;
+        assert_eq!(h.session_id(), id);
+        assert!(!h.state().is_terminal(), "{:?}", h.state());
+        assert!(
+            exists(&h, &path).await,
+            "the ephemeral node lived through the rolling restart"
+        );
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        h.close().await;
+    });
+}
+
+#[test]
+fn everything_down_longer_than_the_session_is_expired_locally() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let started = std::time::Instant::now();
+        // Blackhole every host: servers are alive but unreachable, so nothing can answer.
+        for p in ens.proxies() {
+            p.set_mode(ProxyMode::Blackhole);
+        }
+        let mut state = h.watch_state();
+        let end = tokio::time::timeout(T * 3, state.wait_for(|s| s.state.is_terminal())).await;
+        let end = end.expect("a terminal state within 3T").unwrap().state;
+        assert_eq!(
+            end,
+            SessionState::Expired {
+                by: ExpiredBy::Local
+            }
+        );
+        let after = started.elapsed();
+        assert!(after >= T, "expired too early: {after:?}");
+        let err = h.submit(real::exists_req("/")).await.unwrap_err();
+        assert_eq!(
+            err,
+            zk_session::RequestError::SessionExpired {
+                by: ExpiredBy::Local
+            }
+        );
+        heal(ens).await;
+    });
+}
+
+#[test]
+fn graceful_close_removes_ephemerals_at_once() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let path = format!("/eph-close-{:x}", h.session_id());
+        assert_eq!(
+            h.submit(create_req(&path, true)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        h.close().await;
+        assert_eq!(h.state(), SessionState::Closed);
+        let (other, _e) = open(&ens.connect_string(), T);
+        connected(&other).await;
+        assert!(
+            !exists(&other, &path).await,
+            "the ephemeral vanished with closeSession"
+        );
+        other.close().await;
+    });
+}

@@ -1,0 +1,219 @@
+//! Shared plumbing for tests against a real ZooKeeper ensemble: one ensemble per test
+//! binary, scenarios run one at a time, and each scenario starts from a healed ensemble.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unreachable_pub,
+    reason = "test harness"
+)]
+
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::runtime::Runtime;
+use tokio::sync::{Mutex, OnceCell};
+use zk_connstr::ConnectString;
+use zk_proto::{Acl, CreateRequest, ErrorCode, ExistsRequest, Id, OpCode, Record, perms};
+use zk_session::driver::{DriverEvent, SessionHandle, spawn};
+use zk_session::{Request, Session, SessionConfig, SessionState, StaticHostProvider};
+use zk_testkit::{Ensemble, EnsembleBuilder, ProxyMode};
+use zk_transport::{Connector, TcpConnector};
+
+pub static RT: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+});
+static ENSEMBLE: OnceCell<Ensemble> = OnceCell::const_new();
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Runs one scenario on the binary's shared ensemble (built by `build` on first use), after
+/// restoring every node and proxy. Scenarios never overlap.
+pub fn scenario<F, Fut>(build: fn() -> EnsembleBuilder, f: F)
+where
+    F: FnOnce(&'static Ensemble) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+    RT.block_on(async {
+        let _serial = SERIAL.lock().await;
+        let ens = ENSEMBLE
+            .get_or_init(|| async { build().start().await.expect("ensemble starts") })
+            .await;
+        heal(ens).await;
+        f(ens).await;
+    });
+}
+
+/// Thaws, restarts and un-blackholes everything, then waits until all nodes serve.
+pub async fn heal(ens: &Ensemble) {
+    for p in ens.proxies() {
+        p.set_mode(ProxyMode::Pass);
+        p.set_latency(Duration::ZERO, Duration::ZERO);
+    }
+    for n in ens.nodes() {
+        if n.is_frozen() {
+            n.thaw();
+        }
+        if !n.is_running() {
+            n.restart().await.expect("restart");
+        }
+    }
+    ens.wait_serving(Duration::from_secs(60))
+        .await
+        .expect("ensemble serves again");
+}
+
+/// A session on `connect` with timeout `t`, spawned on the current runtime.
+pub fn open(
+    connect: &str,
+    t: Duration,
+) -> (
+    SessionHandle,
+    tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
+) {
+    open_with(
+        connect,
+        SessionConfig::with_timeout(t),
+        Arc::new(TcpConnector::new()),
+    )
+}
+
+pub fn open_with(
+    connect: &str,
+    cfg: SessionConfig,
+    connector: Arc<dyn Connector>,
+) -> (
+    SessionHandle,
+    tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
+) {
+    let cs = ConnectString::parse(connect).unwrap();
+    let hosts = StaticHostProvider::new(cs.hosts().to_vec());
+    let session = Session::new(cfg, Box::new(hosts), Instant::now());
+    spawn(session, connector)
+}
+
+pub async fn connected(h: &SessionHandle) {
+    let state = h.wait_connected(Duration::from_secs(20)).await;
+    assert_eq!(state, SessionState::Connected, "could not connect");
+}
+
+pub fn exists_req(path: &str) -> Request {
+    Request::read(
+        OpCode::Exists,
+        ExistsRequest {
+            path: path.into(),
+            watch: false,
+        }
+        .to_bytes(),
+    )
+}
+
+pub fn create_req(path: &str, ephemeral: bool) -> Request {
+    let body = CreateRequest {
+        path: path.into(),
+        data: Bytes::from_static(b"v"),
+        acl: vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }],
+        flags: i32::from(ephemeral),
+    };
+    Request::write(OpCode::Create, body.to_bytes())
+}
+
+/// Whether `path` exists, asked through `h`.
+pub async fn exists(h: &SessionHandle, path: &str) -> bool {
+    let reply = h.submit(exists_req(path)).await.expect("exists answered");
+    match reply.err {
+        ErrorCode::Ok => true,
+        ErrorCode::NoNode => false,
+        other => panic!("exists {path}: {other:?}"),
+    }
+}
+
+/// Which node the session is on.
+pub fn node_of(ens: &Ensemble, h: &SessionHandle) -> usize {
+    ens.node_for_addr(h.server().expect("a server"))
+        .expect("a known node")
+}
+
+/// Reads continuously until stopped; records the longest gap between successful reads
+/// and every failure.
+pub struct Reader {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<ReaderReport>,
+}
+
+#[derive(Debug, Default)]
+pub struct ReaderReport {
+    pub ok: u64,
+    pub failed: u64,
+    pub longest_gap: Duration,
+    pub errors: Vec<String>,
+}
+
+impl Reader {
+    pub fn start(h: SessionHandle) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            let mut report = ReaderReport::default();
+            let mut last_ok = Instant::now();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match h.submit(exists_req("/")).await {
+                    Ok(r) if r.err == ErrorCode::Ok => {
+                        let now = Instant::now();
+                        report.longest_gap = report.longest_gap.max(now - last_ok);
+                        last_ok = now;
+                        report.ok += 1;
+                    }
+                    other => {
+                        report.failed += 1;
+                        if report.errors.len() < 10 {
+                            report.errors.push(format!("{other:?}"));
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            report
+        });
+        Self { stop, task }
+    }
+
+    pub async fn stop(self) -> ReaderReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// Waits (at most 30 s) until the session has re-established itself `n` times in all and is
+/// connected.
+pub async fn reconnected(h: &SessionHandle, n: u64) {
+    let mut state = h.watch_state();
+    let wait =
+        state.wait_for(|s| s.state == SessionState::Connected && h.counters().reconnects >= n);
+    match tokio::time::timeout(Duration::from_secs(30), wait).await {
+        Ok(Ok(_)) => {}
+        _ => panic!(
+            "not reconnected: state {:?}, counters {:?}",
+            h.state(),
+            h.counters()
+        ),
+    }
+}
