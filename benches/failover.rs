@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the failover/steady-state benchmark work.
+fn main() {}
