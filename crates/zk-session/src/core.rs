@@ -58,6 +58,8 @@ use crate::types::{
 const REPLY_HEADER_LEN: usize = 16;
 /// Length of a request header on the wire: xid (4) + type (4).
 const REQUEST_HEADER_LEN: usize = 8;
+/// Preambles up to this size are pipelined with the ConnectRequest.
+const PIPELINED_PREAMBLE_LIMIT: usize = 64 * 1024;
 /// Length of the session password.
 const PASSWORD_LEN: usize = 16;
 /// The first delay between read-only probes for a read-write server.
@@ -214,6 +216,8 @@ pub struct Session {
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     preamble_pending: VecDeque<i32>,
     preamble_relative_zxid: i64,
+    /// Preamble packets built for the current handshake and not yet written.
+    deferred_preamble: Vec<PreamblePacket>,
 
     actions: VecDeque<Action>,
     events: VecDeque<SessionEvent>,
@@ -291,6 +295,7 @@ impl Session {
             deadlines: BinaryHeap::new(),
             preamble_pending: VecDeque::new(),
             preamble_relative_zxid: 0,
+            deferred_preamble: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             tx: BytesMut::new(),
@@ -559,32 +564,24 @@ impl Session {
         };
         self.write_frame(|buf| req.encode(buf));
 
-        // Preamble: auth and watch re-registration, pipelined behind the ConnectRequest.
+        // Preamble: auth and watch re-registration. A small one is pipelined behind the
+        // ConnectRequest (one round trip saved); a large one waits for the ConnectResponse
+        // so that servers refusing handshakes (an election) do not get megabytes each time.
         self.preamble_pending.clear();
         self.preamble_relative_zxid = self.last_zxid;
+        self.deferred_preamble.clear();
         if let Some(mut source) = self.preamble.take() {
-            let mut packets = Vec::new();
-            source.build(self.last_zxid, &mut packets);
-            for p in packets {
-                let header = RequestHeader {
-                    xid: p.xid,
-                    op: p.op,
-                };
-                let ok = self.write_frame(|buf| {
-                    header.encode(buf);
-                    buf.put_slice(&p.body);
-                });
-                if ok {
-                    self.preamble_pending.push_back(p.xid);
-                } else {
-                    warn!(
-                        xid = p.xid,
-                        len = p.body.len(),
-                        "preamble packet too large, not sent"
-                    );
-                }
-            }
+            source.build(self.last_zxid, &mut self.deferred_preamble);
             self.preamble = Some(source);
+        }
+        let preamble_len: usize = self
+            .deferred_preamble
+            .iter()
+            .map(|p| p.body.len() + REQUEST_HEADER_LEN + 4)
+            .sum();
+        let pipeline = preamble_len <= PIPELINED_PREAMBLE_LIMIT;
+        if pipeline {
+            self.write_preamble();
         }
         self.phase = Phase::Handshaking {
             conn,
@@ -594,7 +591,9 @@ impl Session {
         self.last_send = now;
         // Reads queued while disconnected ride along in the same write; writes wait for
         // the ConnectResponse so a refused handshake can never leave their outcome unknown.
-        self.flush_idempotent_prefix(now);
+        if pipeline {
+            self.flush_idempotent_prefix(now);
+        }
         trace!(conn = conn.0, "handshake sent");
     }
 
@@ -1070,6 +1069,8 @@ impl Session {
                 "session established"
             );
         }
+        // A preamble too large to pipeline goes out now, still before any request.
+        self.write_preamble();
         let read_only = resp.read_only;
         self.phase = Phase::Connected {
             conn,
@@ -1128,6 +1129,10 @@ impl Session {
                     return;
                 };
                 self.rtt.sample(now.saturating_duration_since(sent));
+                // The server's last processed zxid: every notification up to it was sent
+                // before this reply, so it is safe to count as seen (and it keeps the
+                // SetWatches zxid, hence Resync detection, tight).
+                self.bump_zxid(header.zxid);
             }
             xid if xid < 0 => {
                 let Some(pos) = self.preamble_pending.iter().position(|&x| x == xid) else {
@@ -1545,6 +1550,29 @@ impl Session {
                     max: self.cfg.max_outbound_frame,
                 }),
             );
+        }
+    }
+
+    /// Writes the preamble packets built for this connection.
+    fn write_preamble(&mut self) {
+        for p in std::mem::take(&mut self.deferred_preamble) {
+            let header = RequestHeader {
+                xid: p.xid,
+                op: p.op,
+            };
+            let ok = self.write_frame(|buf| {
+                header.encode(buf);
+                buf.put_slice(&p.body);
+            });
+            if ok {
+                self.preamble_pending.push_back(p.xid);
+            } else {
+                warn!(
+                    xid = p.xid,
+                    len = p.body.len(),
+                    "preamble packet too large, not sent"
+                );
+            }
         }
     }
 

@@ -59,6 +59,7 @@ struct Snapshot {
     negotiated: Option<Duration>,
     last_zxid: i64,
     counters: Counters,
+    last_connect_error: Option<(SocketAddr, ConnectError)>,
 }
 
 enum Command {
@@ -178,6 +179,14 @@ impl SessionHandle {
     #[must_use]
     pub fn counters(&self) -> Counters {
         self.snapshot().counters
+    }
+
+    /// The most recent transport failure (address and typed error: refused, timed out, a
+    /// TLS alert or certificate problem naming its cause), for diagnosing a session that
+    /// cannot connect.
+    #[must_use]
+    pub fn last_connect_error(&self) -> Option<(SocketAddr, ConnectError)> {
+        self.snapshot().last_connect_error
     }
 
     /// The server the session is on (or was last on).
@@ -471,12 +480,18 @@ impl Driver {
             } => {
                 let tx = self.io_tx.clone();
                 let connector = Arc::clone(&self.connector);
+                let snapshot = Arc::clone(&self.snapshot);
                 tokio::spawn(async move {
                     let io = match connector.connect(&target, timeout).await {
                         Ok(stream) => Io::Connected(conn, stream),
                         Err(err) => {
                             debug!(addr = %target.addr, %err, "connect failed");
-                            Io::ConnectFailed(conn, failure_of(&err))
+                            let failure = failure_of(&err);
+                            snapshot
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .last_connect_error = Some((target.addr, err));
+                            Io::ConnectFailed(conn, failure)
                         }
                     };
                     let _ = tx.send(io);

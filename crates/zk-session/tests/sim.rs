@@ -552,3 +552,50 @@ fn random_fault_schedules_keep_the_invariants() {
         }
     }
 }
+
+struct Watches {
+    packets: usize,
+    size: usize,
+    built: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl zk_session::Preamble for Watches {
+    fn build(&mut self, _relative_zxid: i64, out: &mut Vec<zk_session::PreamblePacket>) {
+        self.built
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..self.packets {
+            out.push(zk_session::PreamblePacket {
+                xid: zk_proto::xid::SET_WATCHES,
+                op: OpCode::SetWatches,
+                body: Bytes::from(vec![0u8; self.size]),
+            });
+        }
+    }
+}
+
+#[test]
+fn preamble_is_sent_on_every_handshake_small_or_large() {
+    for (packets, size) in [(2, 100), (12, 100_000)] {
+        let built = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut sim = Sim::new(3, cfg());
+        sim.core.set_preamble(Box::new(Watches {
+            packets,
+            size,
+            built: built.clone(),
+        }));
+        let first = connected(&mut sim);
+        sim.run_for(Duration::from_millis(5));
+        assert_eq!(sim.preamble_replies, packets);
+        sim.crash(first);
+        reconnect_pause(&mut sim, Duration::from_secs(1));
+        let r = sim.submit(read());
+        sim.run_for(Duration::from_millis(5));
+        assert!(sim.result(r).unwrap().is_ok());
+        assert_eq!(
+            sim.preamble_replies,
+            2 * packets,
+            "re-sent after the reconnect"
+        );
+        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+}
