@@ -100,7 +100,7 @@ pub struct Timing {
     /// Backoff after a whole pass over the hosts failed by refusals or timeouts.
     pub backoff: Backoff,
     /// Retry interval while servers accept and close at once (a leader election). Kept short
-    /// for `fast_retry_window`, then the normal backoff applies.
+    /// for `fast_retry_window`, then ten times this (at most `backoff.max`).
     pub fast_retry: Duration,
     /// How long after a disconnect the short election retry interval is used.
     pub fast_retry_window: Duration,

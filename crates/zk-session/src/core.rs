@@ -239,6 +239,10 @@ pub struct Session {
     pass_only_quick: bool,
     /// Some server in the current pass accepted and closed without answering.
     pass_saw_election: bool,
+    /// Some attempt in the current pass timed out.
+    pass_saw_timeout: bool,
+    /// Failed passes (since the last success) in which attempts timed out.
+    slow_passes: u32,
     disconnected_at: Option<Instant>,
     lost_host: Option<HostId>,
     takeover_strikes: u32,
@@ -310,6 +314,8 @@ impl Session {
             passes_failed: 0,
             pass_only_quick: true,
             pass_saw_election: false,
+            pass_saw_timeout: false,
+            slow_passes: 0,
             disconnected_at: None,
             lost_host: None,
             takeover_strikes: 0,
@@ -857,7 +863,7 @@ impl Session {
             self.cfg.timing.attempt_cap.unwrap_or_else(|| {
                 (t / 6).clamp(Duration::from_millis(100), Duration::from_secs(2))
             });
-        let cap = base * (1 << self.passes_failed.min(3));
+        let cap = base * (1 << self.slow_passes.min(3));
         match self.last_contact {
             Some(contact) if self.session_id != 0 => {
                 let remaining = (contact + t).saturating_duration_since(now);
@@ -908,6 +914,10 @@ impl Session {
         match failure {
             HostFailure::ClosedInHandshake => self.pass_saw_election = true,
             HostFailure::Refused => {}
+            HostFailure::TimedOut => {
+                self.pass_only_quick = false;
+                self.pass_saw_timeout = true;
+            }
             _ => self.pass_only_quick = false,
         }
         self.failures_since_success += 1;
@@ -920,17 +930,24 @@ impl Session {
         }
         // A whole pass failed.
         self.passes_failed = self.passes_failed.saturating_add(1);
+        if self.pass_saw_timeout {
+            // Hosts may be alive but slow (overload): give the next pass longer attempts.
+            self.slow_passes = self.slow_passes.saturating_add(1);
+        }
         let since = self.disconnected_at.unwrap_or(now);
-        let electing = self.pass_only_quick
-            && self.pass_saw_election
-            && now.saturating_duration_since(since) < self.cfg.timing.fast_retry_window;
-        let base = if electing {
-            self.cfg.timing.fast_retry
+        let electing = self.pass_only_quick && self.pass_saw_election;
+        let timing = &self.cfg.timing;
+        let base = if electing && now.saturating_duration_since(since) < timing.fast_retry_window {
+            timing.fast_retry
+        } else if electing {
+            // A long election: keep probing, but gently.
+            (timing.fast_retry * 10).min(timing.backoff.max)
         } else {
-            self.cfg.timing.backoff.delay(self.passes_failed)
+            timing.backoff.delay(self.passes_failed)
         };
         self.pass_only_quick = true;
         self.pass_saw_election = false;
+        self.pass_saw_timeout = false;
         // Jitter in [base/2, base] so a herd of clients spreads out.
         let half = base / 2;
         let jitter_ns = self
@@ -1041,8 +1058,10 @@ impl Session {
         self.local_expiry_due = false;
         self.failures_since_success = 0;
         self.passes_failed = 0;
+        self.slow_passes = 0;
         self.pass_only_quick = true;
         self.pass_saw_election = false;
+        self.pass_saw_timeout = false;
         self.last_contact = Some(now);
         self.last_recv = now;
         self.ping_sent = None;

@@ -19,7 +19,7 @@ use tracing::{Instrument, debug, info_span, trace};
 use zk_transport::{BoxStream, ConnectError, Connector, Target};
 
 use crate::core::{Action, Session};
-use crate::host::HostFailure;
+use crate::host::{HostFailure, HostStats};
 use crate::types::{
     ConnId, Counters, Reply, Request, RequestError, RequestId, SessionEvent, SessionState,
     StateChange,
@@ -59,6 +59,7 @@ struct Snapshot {
     negotiated: Option<Duration>,
     last_zxid: i64,
     counters: Counters,
+    hosts: Vec<HostStats>,
     last_connect_error: Option<(SocketAddr, ConnectError)>,
 }
 
@@ -179,6 +180,13 @@ impl SessionHandle {
     #[must_use]
     pub fn counters(&self) -> Counters {
         self.snapshot().counters
+    }
+
+    /// Per-host health (failures, successes, last failure kind), indexed like the
+    /// connection string's hosts (as of the last state change).
+    #[must_use]
+    pub fn host_stats(&self) -> Vec<HostStats> {
+        self.snapshot().hosts
     }
 
     /// The most recent transport failure (address and typed error: refused, timed out, a
@@ -457,6 +465,7 @@ impl Driver {
         snap.negotiated = self.core.negotiated_timeout();
         snap.last_zxid = self.core.last_zxid();
         snap.counters = self.core.counters().clone();
+        snap.hosts = self.core.host_stats();
     }
 
     fn perform(&mut self, action: Action) {
@@ -481,21 +490,25 @@ impl Driver {
                 let tx = self.io_tx.clone();
                 let connector = Arc::clone(&self.connector);
                 let snapshot = Arc::clone(&self.snapshot);
-                tokio::spawn(async move {
-                    let io = match connector.connect(&target, timeout).await {
-                        Ok(stream) => Io::Connected(conn, stream),
-                        Err(err) => {
-                            debug!(addr = %target.addr, %err, "connect failed");
-                            let failure = failure_of(&err);
-                            snapshot
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .last_connect_error = Some((target.addr, err));
-                            Io::ConnectFailed(conn, failure)
-                        }
-                    };
-                    let _ = tx.send(io);
-                });
+                let span = info_span!("attempt", conn = conn.get(), addr = %target.addr);
+                tokio::spawn(
+                    async move {
+                        let io = match connector.connect(&target, timeout).await {
+                            Ok(stream) => Io::Connected(conn, stream),
+                            Err(err) => {
+                                debug!(addr = %target.addr, %err, "connect failed");
+                                let failure = failure_of(&err);
+                                snapshot
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .last_connect_error = Some((target.addr, err));
+                                Io::ConnectFailed(conn, failure)
+                            }
+                        };
+                        let _ = tx.send(io);
+                    }
+                    .instrument(span),
+                );
             }
             Action::Close { conn } => {
                 if self.conn.as_ref().is_some_and(|c| c.id == conn) {

@@ -53,16 +53,28 @@ pub enum HostFailure {
 }
 
 impl HostFailure {
-    /// The first penalty for this kind of failure.
+    /// The first penalty for this kind of failure. Penalties rank hosts by what trying them
+    /// again would cost: a host that closes or refuses at once costs a round trip, one that
+    /// timed out costs a whole attempt.
     #[must_use]
     pub const fn base_penalty(self) -> Duration {
         match self {
-            Self::ClosedInHandshake => Duration::from_millis(50),
-            Self::Refused => Duration::from_millis(250),
+            Self::ClosedInHandshake => Duration::from_millis(25),
+            Self::Refused => Duration::from_millis(100),
             Self::ConnectionLost | Self::Io => Duration::from_millis(500),
             Self::Unresolvable | Self::ReadOnly => Duration::from_secs(1),
-            Self::TimedOut | Self::Frozen | Self::Protocol => Duration::from_secs(2),
-            Self::Tls => Duration::from_secs(5),
+            Self::TimedOut | Self::Frozen | Self::Protocol | Self::Tls => Duration::from_secs(5),
+        }
+    }
+
+    /// The longest penalty this kind of failure can grow to by repetition.
+    #[must_use]
+    pub const fn max_penalty(self) -> Duration {
+        match self {
+            Self::ClosedInHandshake => Duration::from_millis(250),
+            Self::Refused => Duration::from_secs(2),
+            Self::ConnectionLost | Self::Io => Duration::from_secs(10),
+            _ => MAX_PENALTY,
         }
     }
 }
@@ -155,7 +167,7 @@ impl StaticHostProvider {
         failure
             .base_penalty()
             .saturating_mul(1 << shift)
-            .min(MAX_PENALTY)
+            .min(failure.max_penalty())
     }
 }
 
@@ -271,19 +283,18 @@ mod tests {
     }
 
     #[test]
-    fn penalties_double_and_are_capped() {
+    fn penalties_double_and_are_capped_per_kind() {
+        let p = StaticHostProvider::penalty;
+        assert_eq!(p(HostFailure::Refused, 1), Duration::from_millis(100));
+        assert_eq!(p(HostFailure::Refused, 2), Duration::from_millis(200));
+        assert_eq!(p(HostFailure::Refused, 9), Duration::from_secs(2));
         assert_eq!(
-            StaticHostProvider::penalty(HostFailure::Refused, 1),
+            p(HostFailure::ClosedInHandshake, 20),
             Duration::from_millis(250)
         );
-        assert_eq!(
-            StaticHostProvider::penalty(HostFailure::Refused, 2),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            StaticHostProvider::penalty(HostFailure::Tls, 50),
-            MAX_PENALTY
-        );
+        assert_eq!(p(HostFailure::Tls, 50), MAX_PENALTY);
+        // A host that timed out stays behind hosts that merely refuse or close at once.
+        assert!(p(HostFailure::Frozen, 1) > p(HostFailure::ClosedInHandshake, 30));
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! | ping when nothing was sent for | `T/9` | `T/3 − 1 s` |
 //! | per-attempt cap (TCP + TLS + handshake) | `T/6`, 100 ms..2 s, doubling per failed pass, never beyond the session's remaining lifetime | `T/N` |
 //! | delay before reconnecting after a crash | none | random 0–1 s |
-//! | between passes, servers electing a leader | 5–10 ms for 2 s | 1 s |
+//! | between passes, servers electing a leader | 5–10 ms for 2 s, then 50–100 ms | 1 s |
 //! | between passes, servers down | jittered 10 ms → 1 s | 1 s |
 //! | local expiry with no server reachable | `4T/3` after last contact | `4T/3` (3.9.3+) |
 //!
@@ -43,6 +43,8 @@ pub mod config;
 pub mod core;
 mod detector;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod rng;
 mod timer;

@@ -11,16 +11,31 @@ mod real;
 
 use std::time::Duration;
 
-use real::{Reader, connected, create_req, exists, heal, node_of, open, reconnected, scenario};
+use real::{
+    Reader, connected, create_req, exists, heal, node_of, open, open_with, reconnected, scenario,
+};
+use std::sync::Arc;
 use zk_proto::ErrorCode;
-use zk_session::{ExpiredBy, SessionState};
+
+use zk_session::{AdaptiveDetector, ExpiredBy, SessionConfig, SessionState};
 use zk_testkit::{Ensemble, EnsembleBuilder, ProxyMode};
+use zk_transport::TcpConnector;
 
 /// Session timeout used by the tests; the ensemble allows up to 20 ticks of 200 ms.
 const T: Duration = Duration::from_secs(4);
 
 fn ensemble() -> EnsembleBuilder {
-    Ensemble::builder().nodes(3).proxies(true)
+    // Sessions up to 30 s so the adaptive detector can be shown at a long timeout.
+    Ensemble::builder()
+        .nodes(3)
+        .proxies(true)
+        .max_session_timeout(Duration::from_secs(30))
+}
+
+fn adaptive(t: Duration) -> SessionConfig {
+    let mut cfg = SessionConfig::with_timeout(t);
+    cfg.timing.adaptive = Some(AdaptiveDetector::default());
+    cfg
 }
 
 #[test]
@@ -217,5 +232,79 @@ fn graceful_close_removes_ephemerals_at_once() {
             "the ephemeral vanished with closeSession"
         );
         other.close().await;
+    });
+}
+
+#[test]
+fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
+    scenario(ensemble, |ens| async move {
+        let t = Duration::from_secs(30);
+        let (h, _events) = open_with(
+            &ens.connect_string(),
+            adaptive(t),
+            Arc::new(TcpConnector::new()),
+        );
+        connected(&h).await;
+        assert_eq!(h.negotiated_timeout(), Some(t));
+        let id = h.session_id();
+        let reader = Reader::start(h.clone());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let victim = node_of(ens, &h);
+        let frozen_at = std::time::Instant::now();
+        ens.node(victim).freeze();
+        reconnected(&h, 1).await;
+        let recovered = frozen_at.elapsed();
+        let report = reader.stop().await;
+        ens.node(victim).thaw();
+        assert_eq!(h.session_id(), id);
+        assert_eq!(report.failed, 0, "{:?}", report.errors);
+        // The default detector would wait T/3 = 10 s; peers wait 12-20 s.
+        assert!(
+            recovered < Duration::from_secs(4),
+            "recovered after {recovered:?}"
+        );
+        h.close().await;
+    });
+}
+
+#[test]
+fn adaptive_detector_raises_no_false_alarm_on_a_busy_healthy_connection() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open_with(
+            &ens.connect_string(),
+            adaptive(Duration::from_secs(30)),
+            Arc::new(TcpConnector::new()),
+        );
+        connected(&h).await;
+        let path = format!("/busy-{:x}", h.session_id());
+        assert_eq!(
+            h.submit(create_req(&path, false)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        // Reads and writes back to back for 15 s, with idle gaps so pings carry the load too.
+        let readers: Vec<Reader> = (0..4).map(|_| Reader::start(h.clone())).collect();
+        let end = std::time::Instant::now() + Duration::from_secs(15);
+        let mut writes = 0_u32;
+        while std::time::Instant::now() < end {
+            let w = h.submit(real::set_data_req(&path)).await.unwrap();
+            assert_eq!(w.err, ErrorCode::Ok);
+            writes += 1;
+            if writes % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        let mut ok = 0;
+        for r in readers {
+            let report = r.stop().await;
+            assert_eq!(report.failed, 0, "{:?}", report.errors);
+            ok += report.ok;
+        }
+        let c = h.counters();
+        assert_eq!(
+            c.detector_trips, 0,
+            "false alarm after {ok} reads and {writes} writes"
+        );
+        assert_eq!(c.reconnects, 0);
+        h.close().await;
     });
 }

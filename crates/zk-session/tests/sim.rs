@@ -599,3 +599,38 @@ fn preamble_is_sent_on_every_handshake_small_or_large() {
         assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }
+
+/// The frozen server was the leader: the other servers hold an election for a while after
+/// the freeze is detected. The client must keep retrying them quickly and never spend an
+/// attempt on the frozen host meanwhile.
+#[test]
+fn frozen_leader_then_election_does_not_wait_on_the_frozen_host() {
+    for seed in 0..10 {
+        let mut c = SessionConfig::with_timeout(Duration::from_secs(30));
+        c.timing.adaptive = Some(AdaptiveDetector::default());
+        c.rng_seed = seed;
+        let mut sim = Sim::new(3, c);
+        let first = connected(&mut sim);
+        sim.run_for(Duration::from_secs(1));
+        sim.set_mode(first, Mode::Frozen);
+        let frozen_at = sim.elapsed();
+        // The followers notice and start electing after about a second.
+        sim.run_for(Duration::from_millis(900));
+        for h in (0..3).filter(|&h| h != first) {
+            sim.set_mode(h, Mode::Electing);
+        }
+        sim.run_for(Duration::from_millis(1500));
+        for h in (0..3).filter(|&h| h != first) {
+            sim.set_mode(h, Mode::Up);
+        }
+        let served_at = sim.elapsed();
+        reconnect_pause(&mut sim, Duration::from_secs(30));
+        let beyond = sim.elapsed() - served_at;
+        assert!(
+            beyond < Duration::from_millis(300),
+            "seed {seed}: {beyond:?} after the election ({:?} after the freeze)",
+            sim.elapsed() - frozen_at
+        );
+        assert_ne!(sim.connected_host(), Some(first));
+    }
+}

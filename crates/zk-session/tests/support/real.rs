@@ -135,6 +135,15 @@ pub fn create_req(path: &str, ephemeral: bool) -> Request {
     Request::write(OpCode::Create, body.to_bytes())
 }
 
+pub fn set_data_req(path: &str) -> Request {
+    let body = zk_proto::SetDataRequest {
+        path: path.into(),
+        data: Bytes::from_static(b"x"),
+        version: -1,
+    };
+    Request::write(OpCode::SetData, body.to_bytes())
+}
+
 /// Whether `path` exists, asked through `h`.
 pub async fn exists(h: &SessionHandle, path: &str) -> bool {
     let reply = h.submit(exists_req(path)).await.expect("exists answered");

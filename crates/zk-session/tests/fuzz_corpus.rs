@@ -1,0 +1,139 @@
+//! Replays the committed `session_core` fuzz corpus through the same entry point the fuzz
+//! target uses (`zk_session::fuzzing::session_ops`), so the stable toolchain checks the
+//! session core's invariants on every `cargo test`; plus a deterministic pseudo-random sweep
+//! of inputs so the invariants are exercised even without a corpus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use std::path::{Path, PathBuf};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/session_core")
+}
+
+#[test]
+fn replay_session_core_corpus() {
+    let dir = corpus_dir();
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("no corpus at {}: {e}", dir.display()));
+    let mut files = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let data = std::fs::read(&path).unwrap();
+            zk_session::fuzzing::session_ops(&data);
+            files += 1;
+        }
+    }
+    eprintln!("session_core: replayed {files} corpus files");
+    assert!(files > 0, "empty corpus at {}", dir.display());
+}
+
+/// xorshift64*: a fixed-seed stream of inputs, so the sweep is reproducible.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn random_operation_sequences_keep_the_invariants() {
+    let mut state = 0x5eed_2181_u64;
+    for case in 0..3000 {
+        let len = usize::try_from(next(&mut state) % 600).unwrap();
+        let data: Vec<u8> = (0..len)
+            .map(|_| next(&mut state).to_le_bytes()[3])
+            .collect();
+        let result = std::panic::catch_unwind(|| zk_session::fuzzing::session_ops(&data));
+        if result.is_err() {
+            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+            panic!("case {case} broke an invariant; input (hex): {hex}");
+        }
+    }
+}
+
+/// Replays one input given as hex in `SESSION_FUZZ_HEX` with the core's logs on
+/// (`RUST_LOG=trace`): for minimising a failure the sweep or the fuzzer found.
+#[test]
+fn replay_hex_from_env() {
+    let Ok(hex) = std::env::var("SESSION_FUZZ_HEX") else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    zk_session::fuzzing::session_ops(&bytes);
+}
+
+/// Regressions the session-core fuzzer found, driven directly so they read as a story.
+mod regressions {
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, Instant};
+
+    use bytes::{BufMut, Bytes, BytesMut};
+    use zk_connstr::{Host, HostSpec};
+    use zk_proto::{ConnectResponse, Record};
+    use zk_session::{Action, ConnId, Session, SessionConfig, SessionState, StaticHostProvider};
+
+    /// A session connected to a scripted server; returns it and its connection.
+    fn connected(now: Instant) -> (Session, ConnId) {
+        let hosts = vec![HostSpec {
+            host: Host::Ipv4(Ipv4Addr::LOCALHOST),
+            port: 2181,
+        }];
+        let mut core = Session::new(
+            SessionConfig::with_timeout(Duration::from_secs(4)),
+            Box::new(StaticHostProvider::in_order(hosts)),
+            now,
+        );
+        core.start(now);
+        let conn = match core.poll_action() {
+            Some(Action::Connect { conn, .. }) => conn,
+            other => panic!("expected a connect, got {other:?}"),
+        };
+        core.handle_connected(now, conn);
+        let _ = core.poll_transmit();
+        let mut frame = BytesMut::new();
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout: 4000,
+            session_id: 0x0100_0000_0000_0001,
+            passwd: Bytes::from_static(&[1; 16]),
+            read_only: false,
+        };
+        frame.put_u32(u32::try_from(resp.encoded_len()).unwrap());
+        resp.encode(&mut frame);
+        core.handle_data(now, conn, &frame);
+        assert_eq!(core.state(), SessionState::Connected);
+        while core.poll_event().is_some() {}
+        while core.poll_action().is_some() {}
+        (core, conn)
+    }
+
+    /// The user closes (closeSession in flight), then the server sends garbage: the session
+    /// ends `Closed` and the core must tell the driver to close the connection.
+    ///
+    /// Found by `session_ops`: `conn_failed_towards` replaces the phase with `Waiting` before
+    /// calling `finish` for `Phase::Closing`, so `finish` no longer sees the connection and
+    /// emits no `Action::Close` — a terminal session that still owns a socket.
+    #[test]
+    fn protocol_error_while_closing_closes_the_connection() {
+        let now = Instant::now();
+        let (mut core, conn) = connected(now);
+        core.close(now);
+        let _ = core.poll_transmit();
+        // A negative length prefix: a framing error.
+        core.handle_data(now, conn, &[0xff, 0xff, 0xff, 0xf0]);
+        assert_eq!(core.state(), SessionState::Closed);
+        let actions: Vec<Action> = std::iter::from_fn(|| core.poll_action()).collect();
+        assert!(
+            actions.contains(&Action::Close { conn }),
+            "terminal without closing {conn:?}: {actions:?}"
+        );
+    }
+}
