@@ -289,7 +289,7 @@ fn adaptive_detector_raises_no_false_alarm_on_a_busy_healthy_connection() {
             let w = h.submit(real::set_data_req(&path)).await.unwrap();
             assert_eq!(w.err, ErrorCode::Ok);
             writes += 1;
-            if writes % 50 == 0 {
+            if writes.is_multiple_of(50) {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
