@@ -1456,7 +1456,10 @@ impl Session {
                 }
                 self.begin_attempt_on(now, preferred);
             }
-            Phase::Closing { .. } => self.finish(now, SessionState::Closed),
+            Phase::Closing { conn, .. } => {
+                self.drop_conn(conn);
+                self.finish(now, SessionState::Closed);
+            }
             other => self.phase = other,
         }
     }
