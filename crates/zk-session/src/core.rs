@@ -537,16 +537,7 @@ impl Session {
 
     /// The transport for `conn` is open: the handshake starts.
     pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
-        let Phase::Connecting { conn: current, .. } = &self.phase else {
-            return;
-        };
-        if *current != conn {
-            return;
-        }
-        let Phase::Connecting {
-            attempt, target, ..
-        } = std::mem::replace(&mut self.phase, Phase::Waiting)
-        else {
+        let Some((attempt, target)) = self.take_connecting(conn) else {
             return;
         };
         self.rx.clear();
@@ -605,16 +596,7 @@ impl Session {
 
     /// Opening `conn` failed.
     pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId, failure: HostFailure) {
-        let Phase::Connecting { conn: current, .. } = &self.phase else {
-            return;
-        };
-        if *current != conn {
-            return;
-        }
-        let Phase::Connecting {
-            attempt, target, ..
-        } = std::mem::replace(&mut self.phase, Phase::Waiting)
-        else {
+        let Some((attempt, target)) = self.take_connecting(conn) else {
             return;
         };
         debug!(addr = %target.addr, ?failure, "connect failed");
@@ -743,6 +725,21 @@ impl Session {
     }
 
     // ----- Internals: attempts -----
+
+    /// Leaves the `Connecting` phase if `conn` is the connection being opened.
+    fn take_connecting(&mut self, conn: ConnId) -> Option<(Attempt, Target)> {
+        match std::mem::replace(&mut self.phase, Phase::Waiting) {
+            Phase::Connecting {
+                conn: current,
+                attempt,
+                target,
+            } if current == conn => Some((attempt, target)),
+            other => {
+                self.phase = other;
+                None
+            }
+        }
+    }
 
     fn alloc_conn(&mut self) -> ConnId {
         let id = ConnId(self.next_conn);
