@@ -267,7 +267,10 @@ impl ClientBuilder {
             SessionState::AuthFailed => Err(Error::AuthFailed),
             SessionState::TakenOver => Err(Error::TakenOver),
             SessionState::Closed => Err(Error::Closed),
-            _ => Err(Error::ConnectTimeout { after: wait }),
+            _ => Err(Error::ConnectTimeout {
+                after: wait,
+                last_error: client.inner.handle.last_connect_error(),
+            }),
         }
     }
 }

@@ -123,10 +123,13 @@ pub enum Error {
     #[error("operation timed out")]
     Timeout,
     /// No session could be established within the initial connect timeout.
-    #[error("no session established within {after:?}")]
+    #[error("no session established within {after:?}{}", last_error.as_ref().map(|(addr, e)| format!(" (last error, {addr}: {e})")).unwrap_or_default())]
     ConnectTimeout {
         /// The configured initial connect timeout.
         after: Duration,
+        /// The last transport failure (refused, timed out, a TLS alert or certificate
+        /// problem naming its cause), if any attempt failed that way.
+        last_error: Option<(std::net::SocketAddr, zk_transport::ConnectError)>,
     },
     /// The client was closed.
     #[error("client closed")]

@@ -810,11 +810,9 @@ fn client_side_errors_and_session_lifecycle() {
             .connect()
             .await
             .unwrap_err();
-        assert_eq!(
-            err,
-            Error::ConnectTimeout {
-                after: Duration::from_millis(800)
-            }
+        assert!(
+            matches!(err, Error::ConnectTimeout { after, .. } if after == Duration::from_millis(800)),
+            "{err:?}"
         );
         assert!(t0.elapsed() < Duration::from_secs(5));
 
