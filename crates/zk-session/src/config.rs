@@ -48,7 +48,8 @@ pub struct SessionConfig {
     /// Consecutive short-lived connections closed by the server (another client is using
     /// this session) before the engine gives up with `SessionState::TakenOver`.
     pub takeover_limit: u32,
-    /// Seed for host shuffling and jitter; fixed seeds make simulations reproducible.
+    /// Seed for host shuffling and jitter. The default differs for every session (so many
+    /// clients spread out); fix it to make a simulation reproducible.
     pub rng_seed: u64,
 }
 
@@ -64,9 +65,25 @@ impl Default for SessionConfig {
             max_discard_frame: 256 * 1024 * 1024,
             max_in_flight: 4096,
             takeover_limit: 5,
-            rng_seed: 0x5eed_2181,
+            rng_seed: fresh_seed(),
         }
     }
+}
+
+/// A different seed for every session of every process, so that many clients spread over
+/// the hosts and jitter apart instead of moving as a herd. (Set `rng_seed` explicitly for
+/// reproducible simulations.)
+fn fresh_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
+        });
+    let mut rng = crate::rng::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32));
+    rng.next_u64() ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl SessionConfig {

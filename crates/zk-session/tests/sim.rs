@@ -20,8 +20,15 @@ use zk_session::{
 
 const T: Duration = Duration::from_secs(6);
 
+/// Every scenario is reproducible: a fixed seed unless the test varies it.
+fn seeded(t: Duration) -> SessionConfig {
+    let mut c = SessionConfig::with_timeout(t);
+    c.rng_seed = 0x5eed_2181;
+    c
+}
+
 fn cfg() -> SessionConfig {
-    SessionConfig::with_timeout(T)
+    seeded(T)
 }
 
 fn read() -> Request {
@@ -453,7 +460,7 @@ fn read_only_server_then_move_to_read_write() {
 #[test]
 fn adaptive_detector_finds_a_frozen_server_within_a_second_at_long_timeouts() {
     for t in [Duration::from_secs(6), Duration::from_secs(30)] {
-        let mut c = SessionConfig::with_timeout(t);
+        let mut c = seeded(t);
         c.timing.adaptive = Some(AdaptiveDetector::default());
         let mut sim = Sim::new(3, c);
         let first = connected(&mut sim);
@@ -468,7 +475,7 @@ fn adaptive_detector_finds_a_frozen_server_within_a_second_at_long_timeouts() {
 
 #[test]
 fn adaptive_detector_raises_no_false_alarm_on_a_healthy_busy_connection() {
-    let mut c = SessionConfig::with_timeout(Duration::from_secs(30));
+    let mut c = seeded(Duration::from_secs(30));
     c.timing.adaptive = Some(AdaptiveDetector::default());
     let mut sim = Sim::new(3, c);
     connected(&mut sim);
@@ -606,7 +613,7 @@ fn preamble_is_sent_on_every_handshake_small_or_large() {
 #[test]
 fn frozen_leader_then_election_does_not_wait_on_the_frozen_host() {
     for seed in 0..10 {
-        let mut c = SessionConfig::with_timeout(Duration::from_secs(30));
+        let mut c = seeded(Duration::from_secs(30));
         c.timing.adaptive = Some(AdaptiveDetector::default());
         c.rng_seed = seed;
         let mut sim = Sim::new(3, c);
@@ -633,4 +640,16 @@ fn frozen_leader_then_election_does_not_wait_on_the_frozen_host() {
         );
         assert_ne!(sim.connected_host(), Some(first));
     }
+}
+
+#[test]
+fn sessions_with_default_seeds_spread_over_the_hosts() {
+    // A thousand sessions in one process must not all pick the same first server (nor
+    // the same next one after a crash): each gets its own seed by default.
+    let mut first = [0_usize; 3];
+    for _ in 0..300 {
+        let mut sim = Sim::new(3, SessionConfig::with_timeout(T));
+        first[connected(&mut sim)] += 1;
+    }
+    assert!(first.iter().all(|&n| n > 50), "first hosts: {first:?}");
 }
