@@ -1,2 +1,903 @@
-//! Placeholder: replaced by the failover/steady-state benchmark work.
-fn main() {}
+//! Failover benchmarks on a real 3-node ZooKeeper ensemble (`zk-testkit`), side by side with
+//! `zookeeper-client` 0.11 (Rust) and the official Java client 3.8, in the same run.
+//!
+//! Each sample needs an ensemble action (kill −9, SIGSTOP, blackhole, restart), so this is a
+//! criterion-compatible custom harness rather than `criterion::Criterion`: it accepts the same
+//! command line (`--bench` measures, `--test` or no `--bench` = smoke mode with one quick sample
+//! per scenario, `--list`, name filters) and records every raw sample in
+//! `target/bench-results/failover.{tsv,json}` (smoke runs: `failover-smoke.*`).
+//!
+//! ```text
+//! cargo bench --bench failover                 # measurement (a few minutes)
+//! cargo bench --bench failover -- --test       # smoke: one sample per scenario, asserts only
+//! cargo bench --bench failover -- crash_leader --samples 20
+//! ```
+//!
+//! Scenarios (T = negotiated session timeout, 6 s unless named): `floor`, `crash_follower`,
+//! `crash_leader` (with the election time), `freeze`, `freeze_adaptive_6s`,
+//! `freeze_adaptive_30s`, `freeze_30s` (peers' default detectors at T = 30 s),
+//! `freeze_two_of_three`, `storm`. Definitions are in `support/clients.rs` and
+//! `docs/benchmarks.md`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code")]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::clients::{self, Detector, Outcome, Subject, Who};
+use support::harness::{Args, Mode, Results, median};
+use support::java::{self, JavaProbe};
+use support::{raw, report, sys};
+use zk_client::{Client, CreateMode, acl};
+use zk_testkit::{Ensemble, ProxyMode};
+
+/// The fault proxies' thread (`comm` is cut to 15 bytes: "zk-testkit-prox").
+const PROXY_THREAD: &str = "zk-testkit-pro";
+const T6: Duration = Duration::from_secs(6);
+const T30: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    CrashFollower,
+    CrashLeader,
+    Freeze,
+    TwoOfThree,
+}
+
+struct Scenario {
+    name: &'static str,
+    fault: Fault,
+    timeout: Duration,
+    detector: Detector,
+    clients: &'static [Who],
+    samples: usize,
+    /// Also run in smoke mode (one sample, this project's client, plus the listed peers).
+    smoke_peers: bool,
+}
+
+const ALL: &[Who] = &[Who::Ours, Who::Zkc, Who::Java];
+const PEERS: &[Who] = &[Who::Zkc, Who::Java];
+const OURS: &[Who] = &[Who::Ours];
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "crash_follower",
+        fault: Fault::CrashFollower,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: ALL,
+        samples: 8,
+        smoke_peers: true,
+    },
+    Scenario {
+        name: "crash_leader",
+        fault: Fault::CrashLeader,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: ALL,
+        samples: 6,
+        smoke_peers: false,
+    },
+    Scenario {
+        name: "freeze",
+        fault: Fault::Freeze,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: ALL,
+        samples: 5,
+        smoke_peers: false,
+    },
+    Scenario {
+        name: "freeze_adaptive_6s",
+        fault: Fault::Freeze,
+        timeout: T6,
+        detector: Detector::Adaptive,
+        clients: OURS,
+        samples: 5,
+        smoke_peers: false,
+    },
+    Scenario {
+        name: "freeze_adaptive_30s",
+        fault: Fault::Freeze,
+        timeout: T30,
+        detector: Detector::Adaptive,
+        clients: OURS,
+        samples: 5,
+        smoke_peers: false,
+    },
+    Scenario {
+        name: "freeze_30s",
+        fault: Fault::Freeze,
+        timeout: T30,
+        detector: Detector::Default,
+        clients: PEERS,
+        samples: 2,
+        smoke_peers: false,
+    },
+    Scenario {
+        name: "freeze_two_of_three",
+        fault: Fault::TwoOfThree,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: ALL,
+        samples: 5,
+        smoke_peers: false,
+    },
+];
+
+struct Ctx {
+    args: Args,
+    ens: Ensemble,
+    java_cp: Option<String>,
+    java: Option<JavaProbe>,
+    results: Results,
+    failures: Vec<String>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if args.mode == Mode::List {
+        println!("failover/floor: benchmark");
+        for s in SCENARIOS {
+            for w in s.clients {
+                println!("failover/{}/{}: benchmark", s.name, w.key());
+            }
+        }
+        for w in ALL {
+            println!("failover/storm/{}: benchmark", w.key());
+        }
+        return;
+    }
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let failures = rt.block_on(run(args));
+    println!(
+        "failover: finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Vec<String> {
+    let ens = Ensemble::builder()
+        .nodes(3)
+        .tick_time(Duration::from_millis(200))
+        .max_session_timeout(Duration::from_secs(60))
+        .proxies(true)
+        .config("maxClientCnxns", "0")
+        .config(
+            "clientPortListenBacklog",
+            std::env::var("ZK_BENCH_BACKLOG").unwrap_or_else(|_| "1024".into()),
+        )
+        .start()
+        .await
+        .expect("start the 3-node ensemble");
+    let setup = Client::builder(&ens.direct_connect_string())
+        .session_timeout(T6)
+        .connect()
+        .await
+        .expect("set-up client");
+    match setup
+        .create(
+            "/probe",
+            "probe",
+            &acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+    {
+        Ok(_) | Err(zk_client::Error::NodeExists) => {}
+        Err(e) => panic!("create /probe: {e}"),
+    }
+    setup.close().await;
+
+    let java_cp = match java::prepare() {
+        Ok(cp) => Some(cp),
+        Err(e) => {
+            eprintln!("failover: Java client skipped: {e}");
+            None
+        }
+    };
+    let mut ctx = Ctx {
+        args,
+        ens,
+        java_cp,
+        java: None,
+        results: Results::default(),
+        failures: Vec::new(),
+    };
+
+    let load = || {
+        sys::machine()
+            .2
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    ctx.results.add("machine", "-", "load_start", vec![load()]);
+    if ctx.args.selected("failover/floor") {
+        floor(&mut ctx).await;
+    }
+    for s in SCENARIOS {
+        let smoke = ctx.args.mode == Mode::Test;
+        let mut remaining: Vec<(Who, usize)> = s
+            .clients
+            .iter()
+            .filter(|w| !smoke || **w == Who::Ours || s.smoke_peers)
+            .filter(|w| **w != Who::Java || ctx.java_cp.is_some())
+            .filter(|w| {
+                ctx.args
+                    .selected(&format!("failover/{}/{}", s.name, w.key()))
+            })
+            .map(|w| (*w, ctx.args.samples(s.samples)))
+            .collect();
+        // Interleave the clients sample by sample (load drifts on a shared machine).
+        while remaining.iter().any(|(_, n)| *n > 0) {
+            for (who, n) in &mut remaining {
+                if *n == 0 {
+                    continue;
+                }
+                *n -= 1;
+                sample(&mut ctx, s, *who).await;
+            }
+        }
+    }
+    for who in ALL {
+        if *who == Who::Java && ctx.java_cp.is_none() {
+            continue;
+        }
+        if ctx.args.mode == Mode::Test && *who != Who::Ours {
+            continue;
+        }
+        if ctx.args.selected(&format!("failover/storm/{}", who.key())) {
+            let n = ctx.args.samples(3);
+            for _ in 0..n {
+                storm(&mut ctx, *who).await;
+            }
+        }
+    }
+
+    ctx.results.add("machine", "-", "load_end", vec![load()]);
+    let name = if ctx.args.mode == Mode::Bench {
+        "failover"
+    } else {
+        "failover-smoke"
+    };
+    if !ctx.args.filters.is_empty() {
+        let fresh = std::mem::take(&mut ctx.results);
+        ctx.results = Results::read(name).merged_with(fresh);
+    }
+    match ctx.results.write(name) {
+        Ok(p) => println!("failover: results in {}", p.display()),
+        Err(e) => eprintln!("failover: cannot write results: {e}"),
+    }
+    if ctx.args.mode == Mode::Bench && std::env::var_os("ZK_BENCH_DOCS").is_some() {
+        report::render();
+    }
+    drop(ctx.java.take());
+    ctx.failures
+}
+
+/// Progress lines on stderr with `ZK_BENCH_VERBOSE=1`.
+fn step(what: &str) {
+    if std::env::var_os("ZK_BENCH_VERBOSE").is_some() {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let t0 = START.get_or_init(Instant::now);
+        eprintln!("[{:8.3}] {what}", t0.elapsed().as_secs_f64());
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The floor: TCP connect + ConnectRequest/ConnectResponse for an existing session, on every
+/// server in turn.
+async fn floor(ctx: &mut Ctx) {
+    let addrs: Vec<SocketAddr> = ctx.ens.nodes().iter().map(|n| n.client_addr()).collect();
+    let session = match raw::new_session(addrs[0], 60_000).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.failures.push(format!("floor: new session: {e}"));
+            return;
+        }
+    };
+    let (warm, n) = if ctx.args.mode == Mode::Bench {
+        (6, ctx.args.samples(50).max(10))
+    } else {
+        (1, 3)
+    };
+    let mut v = Vec::new();
+    for i in 0..warm + n {
+        // Move the session to another server each time, like a failover.
+        let addr = addrs[(i + 1) % addrs.len()];
+        match raw::reconnect_time(addr, &session, 60_000).await {
+            Ok(d) if i >= warm => v.push(ms(d)),
+            Ok(_) => {}
+            Err(e) => {
+                ctx.failures.push(format!("floor: handshake: {e}"));
+                return;
+            }
+        }
+    }
+    println!(
+        "failover/floor: reconnect handshake p50 {:.2} ms max {:.2} ms (n={})",
+        median(&v),
+        support::harness::max(&v),
+        v.len()
+    );
+    ctx.results.add("floor", "raw", "handshake_ms", v);
+}
+
+/// One sample of one client in one scenario.
+async fn sample(ctx: &mut Ctx, s: &Scenario, who: Who) {
+    let id = format!("failover/{}/{}", s.name, who.key());
+    match try_sample(ctx, s, who).await {
+        Ok((o, election)) => {
+            let share = o.detect.map(|d| o.pause.saturating_sub(d));
+            let extra = election.map_or(String::new(), |e| {
+                format!(
+                    ", election {:.1} ms, beyond it {:.1} ms",
+                    ms(e),
+                    ms(o.pause) - ms(e)
+                )
+            });
+            let attempts = o.attempts.map_or(String::new(), |(a, f)| {
+                format!(", attempts {a} ({f} failed)")
+            });
+            println!(
+                "{id}: pause {:.1} ms, detect {}, share {}{extra}, kept {}{attempts}",
+                ms(o.pause),
+                o.detect.map_or("-".into(), |d| format!("{:.1} ms", ms(d))),
+                share.map_or("-".into(), |d| format!("{:.1} ms", ms(d))),
+                o.kept
+            );
+            let r = &mut ctx.results;
+            r.add(s.name, who.key(), "pause_ms", vec![ms(o.pause)]);
+            if let Some(d) = o.detect {
+                r.add(s.name, who.key(), "detect_ms", vec![ms(d)]);
+            }
+            if let Some(sh) = share {
+                r.add(s.name, who.key(), "share_ms", vec![ms(sh)]);
+            }
+            if let Some(e) = election {
+                r.add(s.name, who.key(), "election_ms", vec![ms(e)]);
+                r.add(
+                    s.name,
+                    who.key(),
+                    "beyond_election_ms",
+                    vec![ms(o.pause) - ms(e)],
+                );
+            }
+            r.add(s.name, who.key(), "timeout_ms", vec![ms(s.timeout)]);
+            r.add(
+                s.name,
+                who.key(),
+                "kept",
+                vec![if o.kept { 1.0 } else { 0.0 }],
+            );
+            // The smoke assertion: the session survived and reads resumed (no timing).
+            if !o.kept && (who == Who::Ours || ctx.args.mode == Mode::Test) {
+                ctx.failures.push(format!("{id}: session not kept"));
+            }
+        }
+        Err(e) => {
+            println!("{id}: FAILED: {e}");
+            ctx.results.add(s.name, who.key(), "errors", vec![1.0]);
+            if who == Who::Ours || ctx.args.mode == Mode::Test {
+                ctx.failures.push(format!("{id}: {e}"));
+            }
+        }
+    }
+    if let Err(e) = heal(ctx).await {
+        ctx.failures.push(format!("{id}: heal: {e}"));
+    }
+}
+
+/// Opens a session of `who` on a suitable node (a follower, the leader, or any).
+async fn position(
+    ctx: &mut Ctx,
+    s: &Scenario,
+    who: Who,
+    connstr: &str,
+) -> Result<(Subject, usize), String> {
+    let leader = ctx
+        .ens
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..20 {
+        let java = if who == Who::Java {
+            match ctx.java.take() {
+                Some(p) => Some(p),
+                None => Some(JavaProbe::spawn(ctx.java_cp.as_deref().ok_or("no java")?)?),
+            }
+        } else {
+            None
+        };
+        let subj = clients::connect(who, connstr, s.timeout, s.detector, java).await?;
+        let node = subj.node(&ctx.ens).await;
+        let fits = match (s.fault, node) {
+            (_, None) => false,
+            (Fault::CrashLeader, Some(n)) => n == leader,
+            (Fault::CrashFollower | Fault::Freeze, Some(n)) => n != leader,
+            (Fault::TwoOfThree, Some(_)) => true,
+        };
+        if fits && let Some(n) = node {
+            return Ok((subj, n));
+        }
+        if let Some(p) = subj.close().await {
+            ctx.java = Some(p);
+        }
+    }
+    Err("could not place a session on a suitable node".into())
+}
+
+async fn try_sample(
+    ctx: &mut Ctx,
+    s: &Scenario,
+    who: Who,
+) -> Result<(Outcome, Option<Duration>), String> {
+    let connstr = if s.fault == Fault::TwoOfThree {
+        ctx.ens.connect_string()
+    } else {
+        ctx.ens.direct_connect_string()
+    };
+    step(&format!("{} {}: placing a session", s.name, who.key()));
+    let (mut subj, node) = position(ctx, s, who, &connstr).await?;
+    step(&format!("on node {node}; reading"));
+    subj.start_loop()?;
+    // Warm up (and let the adaptive detector learn the connection's response times).
+    let warm = if s.detector == Detector::Adaptive {
+        1500
+    } else {
+        400
+    };
+    tokio::time::sleep(Duration::from_millis(warm)).await;
+
+    let survivors: Vec<SocketAddr> = (0..3)
+        .filter(|i| *i != node)
+        .map(|i| ctx.ens.node(i).client_addr())
+        .collect();
+    let witness = if s.fault == Fault::CrashLeader {
+        Some(raw::new_session(survivors[0], 60_000).await?)
+    } else {
+        None
+    };
+
+    let k = subj.mark()?;
+    step("fault");
+    match s.fault {
+        Fault::CrashFollower | Fault::CrashLeader => {
+            let ens_node = ctx.ens.node(node);
+            // `kill` reaps the JVM (blocking ~20 ms): off the runtime's workers.
+            tokio::task::block_in_place(|| ens_node.kill()).map_err(|e| e.to_string())?;
+        }
+        Fault::Freeze => {
+            let ens_node = ctx.ens.node(node);
+            tokio::task::block_in_place(|| ens_node.try_freeze()).map_err(|e| e.to_string())?;
+        }
+        Fault::TwoOfThree => {
+            ctx.ens
+                .proxy(node)
+                .ok_or("no proxy")?
+                .set_mode(ProxyMode::Blackhole);
+            ctx.ens
+                .proxy((node + 1) % 3)
+                .ok_or("no proxy")?
+                .set_mode(ProxyMode::Blackhole);
+        }
+    }
+    // When did the ensemble serve again (a survivor re-established an existing session)?
+    let election = if let Some(w) = witness {
+        let w = Arc::new(w);
+        let mut tasks = Vec::new();
+        for addr in survivors {
+            let w = Arc::clone(&w);
+            tasks.push(tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    if tokio::time::timeout(
+                        Duration::from_millis(100),
+                        raw::handshake(addr, Some(&w), 60_000),
+                    )
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+                    {
+                        return Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                None
+            }));
+        }
+        let mut first: Option<Instant> = None;
+        for t in tasks {
+            if let Ok(Some(at)) = t.await {
+                first = Some(first.map_or(at, |f| f.min(at)));
+            }
+        }
+        first.map(|f| f.saturating_duration_since(k))
+    } else {
+        None
+    };
+    step("waiting for reads to resume");
+    let limit = s.timeout * 2 + Duration::from_secs(5);
+    let outcome = subj.wait_outcome(k, limit).await;
+    let alive = subj.alive();
+    step("closing");
+    if let Some(p) = subj.close().await {
+        ctx.java = Some(p);
+    }
+    match outcome? {
+        Some(o) => Ok((
+            Outcome {
+                kept: o.kept && alive,
+                ..o
+            },
+            election,
+        )),
+        None => Err(format!("reads did not resume within {limit:?}")),
+    }
+}
+
+/// Restores the ensemble: thaw, heal proxies, restart dead nodes, wait until all serve.
+async fn heal(ctx: &mut Ctx) -> Result<(), String> {
+    step("healing");
+    for p in ctx.ens.proxies() {
+        p.set_mode(ProxyMode::Pass);
+    }
+    for i in 0..3 {
+        let n = ctx.ens.node(i);
+        if n.is_frozen() {
+            n.try_thaw().map_err(|e| e.to_string())?;
+        } else if !n.is_running() {
+            n.restart().await.map_err(|e| e.to_string())?;
+        }
+    }
+    ctx.ens
+        .wait_serving(Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.ens
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    step("healed");
+    Ok(())
+}
+
+/// `storm`: N sessions in this process, all on one follower (the other proxies refuse new
+/// connections while they connect), which is killed. Measures K → every session has read
+/// successfully again, the client's CPU over that window (this process minus the fault-proxy
+/// thread; the JVM for Java), and sessions lost.
+async fn storm(ctx: &mut Ctx, who: Who) {
+    let n = if ctx.args.mode == Mode::Bench {
+        1000
+    } else {
+        100
+    };
+    let id = format!("failover/storm/{}", who.key());
+    match try_storm(ctx, who, n).await {
+        Ok((all_back, cpu, lost)) => {
+            println!(
+                "{id}: {n} sessions, all reading again after {:.1} ms, CPU {:.1} ms ({:.0} % of a core), lost {lost}",
+                ms(all_back),
+                ms(cpu),
+                100.0 * cpu.as_secs_f64() / all_back.as_secs_f64().max(1e-9)
+            );
+            let r = &mut ctx.results;
+            r.add("storm", who.key(), "all_back_ms", vec![ms(all_back)]);
+            r.add("storm", who.key(), "cpu_ms", vec![ms(cpu)]);
+            r.add("storm", who.key(), "lost", vec![lost as f64]);
+            r.add("storm", who.key(), "sessions", vec![n as f64]);
+            if lost > 0 && (who == Who::Ours || ctx.args.mode == Mode::Test) {
+                ctx.failures.push(format!("{id}: {lost} sessions lost"));
+            }
+        }
+        Err(e) => {
+            println!("{id}: FAILED: {e}");
+            ctx.results.add("storm", who.key(), "errors", vec![1.0]);
+            if who == Who::Ours || ctx.args.mode == Mode::Test {
+                ctx.failures.push(format!("{id}: {e}"));
+            }
+        }
+    }
+    if let Err(e) = heal(ctx).await {
+        ctx.failures.push(format!("{id}: heal: {e}"));
+    }
+}
+
+enum Many {
+    Ours(Vec<Client>),
+    Zkc(Vec<zookeeper_client::Client>),
+    Java(JavaProbe),
+}
+
+async fn try_storm(
+    ctx: &mut Ctx,
+    who: Who,
+    n: usize,
+) -> Result<(Duration, Duration, usize), String> {
+    let leader = ctx
+        .ens
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    let target = (leader + 1) % 3;
+    for i in 0..3 {
+        if i != target {
+            ctx.ens
+                .proxy(i)
+                .ok_or("no proxy")?
+                .set_mode(ProxyMode::RefuseNew);
+        }
+    }
+    let connstr = ctx.ens.connect_string();
+    let many = connect_many(ctx, who, &connstr, n).await;
+    for p in ctx.ens.proxies() {
+        p.set_mode(ProxyMode::Pass);
+    }
+    let many = many?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let java_pid = if let Many::Java(p) = &many {
+        Some(p.pid())
+    } else {
+        None
+    };
+    let cpu = || match java_pid {
+        Some(pid) => sys::threads_cpu(Some(pid), ""),
+        None => sys::threads_cpu(None, PROXY_THREAD),
+    };
+    let proxy_cpu =
+        || sys::threads_cpu(None, "").saturating_sub(sys::threads_cpu(None, PROXY_THREAD));
+    let target_pid = ctx.ens.node(target).pid();
+    let survivors: Vec<u32> = ctx
+        .ens
+        .nodes()
+        .iter()
+        .filter_map(|n| n.pid())
+        .filter(|p| Some(*p) != target_pid)
+        .collect();
+    let jvm_cpu = |pids: &[u32]| {
+        pids.iter()
+            .map(|p| sys::process_cpu(Some(*p)))
+            .sum::<Duration>()
+    };
+    let (m0, p0, j0) = (sys::machine_cpu(), proxy_cpu(), jvm_cpu(&survivors));
+    let before: (u64, u64) = match &many {
+        Many::Ours(cs) => cs.iter().fold((0, 0), |(a, f), c| {
+            let n = c.counters().session;
+            (a + n.attempts, f + n.failed_attempts)
+        }),
+        _ => (0, 0),
+    };
+    let cpu0 = cpu();
+    let k = Instant::now();
+    let node = ctx.ens.node(target);
+    tokio::task::block_in_place(|| node.kill()).map_err(|e| e.to_string())?;
+    step(&format!(
+        "storm: kill returned after {:.1} ms",
+        ms(k.elapsed())
+    ));
+    let (all_back, lost, cpu_end) = match many {
+        Many::Ours(cs) => {
+            let mut tasks = Vec::new();
+            for c in &cs {
+                let c = c.clone();
+                tasks.push(tokio::spawn(async move {
+                    let id = c.session_id();
+                    loop {
+                        if c.get_data("/probe").await.is_ok() {
+                            return (
+                                Instant::now(),
+                                c.session_id() == id && !c.state().is_terminal(),
+                            );
+                        }
+                        if c.state().is_terminal() {
+                            return (Instant::now(), false);
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }));
+            }
+            let (back, lost) = gather(tasks, k).await;
+            let cpu_end = cpu();
+            let (mut att, mut failed) = (0, 0);
+            let mut detects = Vec::new();
+            for c in &cs {
+                let n = c.counters().session;
+                att += n.attempts;
+                failed += n.failed_attempts;
+                let at = c.state_stream().borrow().at;
+                if let Some(p) = n.last_pause
+                    && let Some(d) = at.checked_sub(p)
+                {
+                    detects.push(ms(d.saturating_duration_since(k)));
+                }
+            }
+            let d = support::harness::sorted(&detects);
+            if !d.is_empty() {
+                step(&format!(
+                    "storm: detect p10 {:.0} p50 {:.0} p90 {:.0} max {:.0} ms; attempts {}, failed {}",
+                    d[d.len() / 10],
+                    d[d.len() / 2],
+                    d[d.len() * 9 / 10],
+                    d[d.len() - 1],
+                    att - before.0,
+                    failed - before.1,
+                ));
+            }
+            drop(cs);
+            (back, lost, cpu_end)
+        }
+        Many::Zkc(cs) => {
+            let mut tasks = Vec::new();
+            for c in &cs {
+                let c = c.clone();
+                tasks.push(tokio::spawn(async move {
+                    let id = c.session_id().0;
+                    loop {
+                        if c.get_data("/probe").await.is_ok() {
+                            return (Instant::now(), c.session_id().0 == id);
+                        }
+                        if matches!(
+                            c.state(),
+                            zookeeper_client::SessionState::Expired
+                                | zookeeper_client::SessionState::Closed
+                        ) {
+                            return (Instant::now(), false);
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }));
+            }
+            let (back, lost) = gather(tasks, k).await;
+            let cpu_end = cpu();
+            drop(cs);
+            (back, lost, cpu_end)
+        }
+        Many::Java(mut p) => {
+            let sent = Instant::now();
+            let w = tokio::task::block_in_place(|| p.cmd("storm-go"))?;
+            let cpu_end = cpu();
+            let last = java::num(&w, 1)?;
+            let expired = java::num(&w, 2)?;
+            let ok = java::num(&w, 3)?;
+            let at = sent + Duration::from_nanos(u64::try_from(last).unwrap_or(0));
+            let missing = i64::try_from(n).unwrap_or(0) - ok;
+            let lost = usize::try_from(expired.max(missing)).unwrap_or(0);
+            drop(p);
+            (at.saturating_duration_since(k), lost, cpu_end)
+        }
+    };
+    let m1 = sys::machine_cpu();
+    let (busy, total) = (m1.0.saturating_sub(m0.0), m1.1.saturating_sub(m0.1));
+    let line = format!(
+        "storm: machine busy {:.0} % of {:.1} core-s; survivor JVMs {:.0} ms, proxy thread {:.0} ms",
+        100.0 * busy.as_secs_f64() / total.as_secs_f64().max(1e-9),
+        total.as_secs_f64(),
+        ms(jvm_cpu(&survivors).saturating_sub(j0)),
+        ms(proxy_cpu().saturating_sub(p0))
+    );
+    step(&line);
+    ctx.results.add(
+        "storm",
+        who.key(),
+        "machine_busy_pct",
+        vec![100.0 * busy.as_secs_f64() / total.as_secs_f64().max(1e-9)],
+    );
+    Ok((all_back, cpu_end.saturating_sub(cpu0), lost))
+}
+
+/// Waits for every per-session reader; returns K → the last success and how many were lost.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Instant, bool)>>,
+    k: Instant,
+) -> (Duration, usize) {
+    let mut last = k;
+    let mut lost = 0;
+    let mut all = Vec::new();
+    for t in tasks {
+        match tokio::time::timeout(Duration::from_secs(60), t).await {
+            Ok(Ok((at, kept))) => {
+                all.push(ms(at.saturating_duration_since(k)));
+                last = last.max(at);
+                if !kept {
+                    lost += 1;
+                }
+            }
+            _ => lost += 1,
+        }
+    }
+    let s = support::harness::sorted(&all);
+    if !s.is_empty() {
+        step(&format!(
+            "storm: back p10 {:.0} p50 {:.0} p90 {:.0} p99 {:.0} max {:.0} ms",
+            s[s.len() / 10],
+            s[s.len() / 2],
+            s[s.len() * 9 / 10],
+            s[s.len() * 99 / 100],
+            s[s.len() - 1]
+        ));
+    }
+    (last.saturating_duration_since(k), lost)
+}
+
+async fn connect_many(ctx: &mut Ctx, who: Who, connstr: &str, n: usize) -> Result<Many, String> {
+    const CONCURRENCY: usize = 50;
+    match who {
+        Who::Ours => {
+            let mut out = Vec::with_capacity(n);
+            while out.len() < n {
+                let batch = CONCURRENCY.min(n - out.len());
+                let mut tasks = Vec::new();
+                for _ in 0..batch {
+                    let cs = connstr.to_owned();
+                    tasks.push(tokio::spawn(async move {
+                        let seed = clients::varied_seed();
+                        Client::builder(&cs)
+                            .session_timeout(T6)
+                            .configure_session(move |cfg| cfg.rng_seed = seed)
+                            .connect()
+                            .await
+                    }));
+                }
+                for t in tasks {
+                    out.push(
+                        t.await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| format!("connect: {e}"))?,
+                    );
+                }
+            }
+            Ok(Many::Ours(out))
+        }
+        Who::Zkc => {
+            let mut out = Vec::with_capacity(n);
+            while out.len() < n {
+                let batch = CONCURRENCY.min(n - out.len());
+                let mut tasks = Vec::new();
+                for _ in 0..batch {
+                    let cs = connstr.to_owned();
+                    tasks.push(tokio::spawn(async move {
+                        zookeeper_client::Client::connector()
+                            .with_session_timeout(T6)
+                            .connect(&cs)
+                            .await
+                    }));
+                }
+                for t in tasks {
+                    out.push(
+                        t.await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| format!("zookeeper-client connect: {e}"))?,
+                    );
+                }
+            }
+            Ok(Many::Zkc(out))
+        }
+        Who::Java => {
+            let mut p = JavaProbe::spawn(ctx.java_cp.as_deref().ok_or("no java")?)?;
+            tokio::task::block_in_place(|| {
+                p.cmd(&format!("storm-connect {connstr} {n} {}", T6.as_millis()))
+            })?;
+            Ok(Many::Java(p))
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The physical floor: a bare TCP connect plus ConnectRequest/ConnectResponse for an existing
+//! session, with `zk-proto` records over a raw tokio `TcpStream`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use zk_proto::{ConnectRequest, ConnectResponse, DEFAULT_MAX_OUTBOUND_FRAME, write_record};
+
+/// A session owned by raw handshakes.
+#[derive(Debug, Clone)]
+pub(crate) struct RawSession {
+    pub(crate) id: i64,
+    pub(crate) passwd: Bytes,
+}
+
+/// One handshake: connect, send the ConnectRequest, read the ConnectResponse. Errors are strings
+/// (bench code); a zero timeout (expired) is an error.
+pub(crate) async fn handshake(
+    addr: SocketAddr,
+    session: Option<&RawSession>,
+    timeout_ms: i32,
+) -> Result<(ConnectResponse, TcpStream), String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout: timeout_ms,
+        session_id: session.map_or(0, |s| s.id),
+        passwd: session.map_or_else(
+            || Bytes::from_static(&[0; ConnectRequest::PASSWD_LEN]),
+            |s| s.passwd.clone(),
+        ),
+        read_only: false,
+    };
+    let mut out = BytesMut::with_capacity(64);
+    write_record(&mut out, DEFAULT_MAX_OUTBOUND_FRAME, &req).map_err(|e| e.to_string())?;
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
+    let len = usize::try_from(len).map_err(|_| format!("bad length {len}"))?;
+    if len > 64 {
+        return Err(format!("bad length {len}"));
+    }
+    let mut payload = vec![0; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resp = ConnectResponse::decode_payload(Bytes::from(payload)).map_err(|e| e.to_string())?;
+    if resp.timeout <= 0 {
+        return Err("session expired".into());
+    }
+    Ok((resp, stream))
+}
+
+/// Creates a session on `addr` (the connection is closed; the session lives for `timeout_ms`).
+pub(crate) async fn new_session(addr: SocketAddr, timeout_ms: i32) -> Result<RawSession, String> {
+    let (resp, _stream) = handshake(addr, None, timeout_ms).await?;
+    Ok(RawSession {
+        id: resp.session_id,
+        passwd: resp.passwd,
+    })
+}
+
+/// Time of one reconnect of `session` to `addr`: TCP connect + ConnectRequest/Response.
+pub(crate) async fn reconnect_time(
+    addr: SocketAddr,
+    session: &RawSession,
+    timeout_ms: i32,
+) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    let (_resp, stream) = handshake(addr, Some(session), timeout_ms).await?;
+    let took = t0.elapsed();
+    drop(stream);
+    Ok(took)
+}

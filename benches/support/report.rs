@@ -1,0 +1,477 @@
+//! Renders the measured part of `docs/benchmarks.md` (between the `GENERATED` markers; the
+//! hand-written text around them is kept) and `docs/failover-pauses.svg` from
+//! `target/bench-results/{failover,steady}.tsv`.
+
+use std::fmt::Write as _;
+
+use super::harness::{Results, max, median, repo_dir, sorted};
+use super::sys;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED (scripts/bench.sh) -->";
+const END: &str = "<!-- END GENERATED -->";
+const CLIENTS: [(&str, &str); 3] = [
+    ("zk-failover", "zk-failover (this project)"),
+    ("zookeeper-client", "zookeeper-client 0.11 (Rust)"),
+    ("java", "Java client 3.8"),
+];
+const COLORS: [&str; 3] = ["#d62728", "#1f77b4", "#7f7f7f"];
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v.abs() >= 1000.0 {
+        format!("{:.2} s", v / 1000.0)
+    } else if v.abs() >= 10.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+fn ratio(peer: f64, ours: f64) -> String {
+    if peer.is_nan() || ours.is_nan() || ours <= 0.0 {
+        "–".into()
+    } else {
+        format!("{:.1}×", peer / ours)
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**missed**" }
+}
+
+struct View<'a>(&'a Results);
+
+impl View<'_> {
+    fn v(&self, g: &str, c: &str, m: &str) -> Vec<f64> {
+        self.0.get(g, c, m).map(<[f64]>::to_vec).unwrap_or_default()
+    }
+    fn med(&self, g: &str, c: &str, m: &str) -> f64 {
+        median(&self.v(g, c, m))
+    }
+    fn max(&self, g: &str, c: &str, m: &str) -> f64 {
+        max(&self.v(g, c, m))
+    }
+}
+
+/// Regenerates the report; errors are printed, never fatal.
+pub(crate) fn render() {
+    let f = Results::read("failover");
+    let s = Results::read("steady");
+    let body = generated(&View(&f), &View(&s));
+    let docs = repo_dir().join("docs");
+    let _ = std::fs::create_dir_all(&docs);
+    if let Err(e) = std::fs::write(docs.join("failover-pauses.svg"), svg(&View(&f))) {
+        eprintln!("report: cannot write the SVG: {e}");
+    }
+    let path = docs.join("benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{BEGIN}\n{body}{}", &old[..a], &old[b..])
+        }
+        _ => format!("# Benchmarks\n\n{BEGIN}\n{body}{END}\n"),
+    };
+    match std::fs::write(&path, new) {
+        Ok(()) => println!("report: wrote {}", path.display()),
+        Err(e) => eprintln!("report: cannot write {}: {e}", path.display()),
+    }
+}
+
+fn generated(f: &View<'_>, s: &View<'_>) -> String {
+    let mut o = String::new();
+    let (n, model, load) = sys::machine();
+    let _ = writeln!(
+        o,
+        "Machine: {n} cores ({model}), shared with other work; load average when the report \
+         was written: {load}. Failover run load (1-min average) at start/end: {} / {}.\n",
+        fmt_load(f, "load_start"),
+        fmt_load(f, "load_end")
+    );
+
+    // --- Failover table.
+    let floor = f.med("floor", "raw", "handshake_ms");
+    let _ = writeln!(
+        o,
+        "### Failover (3-node ensemble on loopback, tick 200 ms, T = 6 s unless noted, \
+         continuous sequential reads)\n\n\
+         Floor (bare TCP connect + ConnectRequest/ConnectResponse for an existing session, \
+         same run): p50 **{}**, max {} (n = {}).\n",
+        fmt_ms(floor),
+        fmt_ms(f.max("floor", "raw", "handshake_ms")),
+        f.v("floor", "raw", "handshake_ms").len()
+    );
+    o.push_str(
+        "| scenario | client | n | pause p50 / max | detect p50 | client share p50 / max | \
+         kept | pause ratio to zk-failover (p50) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let scen = [
+        ("crash_follower", "kill −9 of the connected follower"),
+        ("crash_leader", "kill −9 of the connected leader"),
+        ("freeze", "SIGSTOP of the connected server"),
+        ("freeze_adaptive_6s", "SIGSTOP, adaptive detector, T = 6 s"),
+        (
+            "freeze_adaptive_30s",
+            "SIGSTOP, adaptive detector, T = 30 s",
+        ),
+        ("freeze_30s", "SIGSTOP, default detectors, T = 30 s"),
+        (
+            "freeze_two_of_three",
+            "connected host + one more blackholed",
+        ),
+    ];
+    for (g, label) in scen {
+        for (c, cname) in CLIENTS {
+            let p = f.v(g, c, "pause_ms");
+            if p.is_empty() && f.v(g, c, "errors").is_empty() {
+                continue;
+            }
+            let kept = f.v(g, c, "kept");
+            let errors = f.v(g, c, "errors").len();
+            let ours = f.med(g, "zk-failover", "pause_ms");
+            let _ = writeln!(
+                o,
+                "| {label} | {cname} | {} | {} / {} | {} | {} / {} | {}/{}{} | {} |",
+                p.len(),
+                fmt_ms(median(&p)),
+                fmt_ms(max(&p)),
+                fmt_ms(f.med(g, c, "detect_ms")),
+                fmt_ms(f.med(g, c, "share_ms")),
+                fmt_ms(f.max(g, c, "share_ms")),
+                kept.iter().filter(|k| **k > 0.5).count(),
+                kept.len() + errors,
+                if errors > 0 {
+                    format!(" ({errors} failed)")
+                } else {
+                    String::new()
+                },
+                if c == "zk-failover" {
+                    "1×".into()
+                } else {
+                    ratio(median(&p), ours)
+                }
+            );
+        }
+    }
+    o.push_str(
+        "\n*pause* = signal → first successful read after the client noticed; *detect* = signal → \
+         the client noticed (first failed read; for zk-failover, whose reads are re-sent instead \
+         of failing, the engine's disconnect instant); *client share* = pause − detect. Ratios > 1× \
+         mean zk-failover is faster.\n\n",
+    );
+
+    // Leader crash: election.
+    o.push_str(
+        "| kill −9 of the leader | election (ensemble serves again) p50 | beyond it p50 / max | \
+         ratio to zk-failover (p50 beyond) |\n|---|---|---|---|\n",
+    );
+    for (c, cname) in CLIENTS {
+        let b = f.v("crash_leader", c, "beyond_election_ms");
+        if b.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "| {cname} | {} | {} / {} | {} |",
+            fmt_ms(f.med("crash_leader", c, "election_ms")),
+            fmt_ms(median(&b)),
+            fmt_ms(max(&b)),
+            if c == "zk-failover" {
+                "1×".into()
+            } else {
+                ratio(
+                    median(&b),
+                    f.med("crash_leader", "zk-failover", "beyond_election_ms"),
+                )
+            }
+        );
+    }
+    o.push_str(
+        "\n*election* = signal → the first survivor that accepts a raw handshake of an existing \
+         session (polled every ~1 ms on both survivors during the sample).\n\n",
+    );
+
+    // Storm.
+    o.push_str(
+        "| storm: sessions on the killed follower | all reading again p50 / max | client CPU p50 \
+         (share of a core) | machine busy | sessions lost |\n|---|---|---|---|---|\n",
+    );
+    for (c, cname) in CLIENTS {
+        let b = f.v("storm", c, "all_back_ms");
+        if b.is_empty() {
+            continue;
+        }
+        let cpu = f.med("storm", c, "cpu_ms");
+        let _ = writeln!(
+            o,
+            "| {cname} ({:.0}) | {} / {} | {} ({:.0} %) | {:.0} % | {:.0} |",
+            f.med("storm", c, "sessions"),
+            fmt_ms(median(&b)),
+            fmt_ms(max(&b)),
+            fmt_ms(cpu),
+            100.0 * cpu / median(&b),
+            f.med("storm", c, "machine_busy_pct"),
+            f.v("storm", c, "lost").iter().sum::<f64>()
+        );
+    }
+    o.push_str("\n![pause distributions](failover-pauses.svg)\n\n");
+
+    // --- Steady state.
+    o.push_str(
+        "### Steady state (same follower for every client; servers with C2)\n\n\
+         | operation, in flight | zk-failover ops/s | zookeeper-client ops/s | Java ops/s | \
+         ratio to zookeeper-client / Java | client CPU µs/op (zk-failover / zookeeper-client / Java) \
+         | CPU ratio to zookeeper-client |\n|---|---|---|---|---|---|---|\n",
+    );
+    for op in ["read", "write"] {
+        for k in [1, 16, 256] {
+            let g = format!("{op}_{k}");
+            let ops: Vec<f64> = CLIENTS
+                .iter()
+                .map(|(c, _)| s.med(&g, c, "ops_per_s"))
+                .collect();
+            let cpu: Vec<f64> = CLIENTS
+                .iter()
+                .map(|(c, _)| s.med(&g, c, "cpu_us_per_op"))
+                .collect();
+            if ops.iter().all(|v| v.is_nan()) {
+                continue;
+            }
+            let _ = writeln!(
+                o,
+                "| {op}, {k} | {:.0} | {:.0} | {:.0} | {} / {} | {:.1} / {:.1} / {:.1} | {} |",
+                ops[0],
+                ops[1],
+                ops[2],
+                ratio(ops[0], ops[1]),
+                ratio(ops[0], ops[2]),
+                cpu[0],
+                cpu[1],
+                cpu[2],
+                if cpu[1] > 0.0 {
+                    format!("{:.2}×", cpu[0] / cpu[1])
+                } else {
+                    "–".into()
+                }
+            );
+        }
+    }
+    o.push_str(
+        "\nops/s ratios > 1× mean zk-failover is faster; the CPU ratio is zk-failover's CPU per \
+         operation divided by zookeeper-client's (< 1× = cheaper). CPU = run time of every thread \
+         of the client's process (the Rust clients share the bench process with the idle other \
+         client; the Java client runs in its own JVM).\n\n",
+    );
+    o.push_str("| client | sequential read p50 / p99 | RSS per idle session (1,000 sessions) |\n|---|---|---|\n");
+    for (c, cname) in CLIENTS {
+        let _ = writeln!(
+            o,
+            "| {cname} | {:.0} / {:.0} µs | {:.1} KiB |",
+            s.med("latency", c, "p50_us"),
+            s.med("latency", c, "p99_us"),
+            s.med("idle", c, "rss_kib_per_session")
+        );
+    }
+
+    // --- Targets.
+    o.push_str("\n### Targets (issue 6)\n\n| target | measured | |\n|---|---|---|\n");
+    let share = f.v("crash_follower", "zk-failover", "share_ms");
+    let _ = writeln!(
+        o,
+        "| crash of the follower: client share ≤ 2× floor at p50, ≤ 10 ms max | p50 {} (2× floor = {}), max {} | {} |",
+        fmt_ms(median(&share)),
+        fmt_ms(2.0 * floor),
+        fmt_ms(max(&share)),
+        verdict(median(&share) <= 2.0 * floor && max(&share) <= 10.0)
+    );
+    let be = f.v("crash_leader", "zk-failover", "beyond_election_ms");
+    let _ = writeln!(
+        o,
+        "| crash of the leader: ≤ 6 ms p50, ≤ 12 ms max beyond the election | p50 {}, max {} | {} |",
+        fmt_ms(median(&be)),
+        fmt_ms(max(&be)),
+        verdict(median(&be) <= 6.0 && max(&be) <= 12.0)
+    );
+    let fr = f.max("freeze", "zk-failover", "pause_ms");
+    let _ = writeln!(
+        o,
+        "| freeze, default detector: ≤ T/3 + 100 ms max (2.1 s) | max {} ({:.3} T) | {} |",
+        fmt_ms(fr),
+        fr / 6000.0,
+        verdict(fr <= 2100.0)
+    );
+    for (g, t) in [
+        ("freeze_adaptive_6s", "6 s"),
+        ("freeze_adaptive_30s", "30 s"),
+    ] {
+        let m = f.max(g, "zk-failover", "pause_ms");
+        let _ = writeln!(
+            o,
+            "| freeze, adaptive detector, T = {t}: ≤ 1 s | max {} | {} |",
+            fmt_ms(m),
+            verdict(m <= 1000.0)
+        );
+    }
+    let two = f.v("freeze_two_of_three", "zk-failover", "pause_ms");
+    let kept = f.v("freeze_two_of_three", "zk-failover", "kept");
+    let all_kept = !kept.is_empty()
+        && kept.iter().all(|k| *k > 0.5)
+        && f.v("freeze_two_of_three", "zk-failover", "errors")
+            .is_empty();
+    let _ = writeln!(
+        o,
+        "| two hosts unresponsive: session kept every time, pause ≤ T/3 + one attempt cap (2 s + 1 s) | kept {}/{}, max {} | {} |",
+        kept.iter().filter(|k| **k > 0.5).count(),
+        kept.len(),
+        fmt_ms(max(&two)),
+        verdict(all_kept && max(&two) <= 3000.0)
+    );
+    let sb = f.max("storm", "zk-failover", "all_back_ms");
+    let (cpu_o, cpu_z) = (
+        f.med("storm", "zk-failover", "cpu_ms"),
+        f.med("storm", "zookeeper-client", "cpu_ms"),
+    );
+    let lost: f64 = f.v("storm", "zk-failover", "lost").iter().sum();
+    let _ = writeln!(
+        o,
+        "| storm: 1,000 sessions back within 1 s, none expired, CPU ≤ zookeeper-client | max {}, lost {lost:.0}, CPU {} vs {} | {} |",
+        fmt_ms(sb),
+        fmt_ms(cpu_o),
+        fmt_ms(cpu_z),
+        verdict(sb <= 1000.0 && lost == 0.0 && cpu_o <= cpu_z)
+    );
+    let (r_o, r_z) = (
+        s.med("read_256", "zk-failover", "ops_per_s"),
+        s.med("read_256", "zookeeper-client", "ops_per_s"),
+    );
+    let (c_o, c_z) = (
+        s.med("read_256", "zk-failover", "cpu_us_per_op"),
+        s.med("read_256", "zookeeper-client", "cpu_us_per_op"),
+    );
+    let _ = writeln!(
+        o,
+        "| pipelined reads (256 in flight): ≥ 1.1× zookeeper-client ops/s, CPU/op ≤ 0.5× | {:.2}× ops/s, {:.2}× CPU/op | {} |",
+        r_o / r_z,
+        c_o / c_z,
+        verdict(r_o >= 1.1 * r_z && c_o <= 0.5 * c_z)
+    );
+    o.push('\n');
+    o
+}
+
+fn fmt_load(f: &View<'_>, m: &str) -> String {
+    let v = f.v("machine", "-", m);
+    if v.is_empty() {
+        "–".into()
+    } else {
+        format!("{:.2}", median(&v))
+    }
+}
+
+/// A strip plot of every pause sample on a log time axis (1 ms … 60 s), one row per scenario
+/// and client, median marked.
+fn svg(f: &View<'_>) -> String {
+    let scen = [
+        ("floor", "floor (handshake)"),
+        ("crash_follower", "crash follower"),
+        ("crash_leader", "crash leader"),
+        ("freeze", "freeze, T = 6 s"),
+        ("freeze_adaptive_6s", "freeze, adaptive, 6 s"),
+        ("freeze_adaptive_30s", "freeze, adaptive, 30 s"),
+        ("freeze_30s", "freeze, T = 30 s"),
+        ("freeze_two_of_three", "two hosts blackholed"),
+        ("storm", "storm (all back)"),
+    ];
+    let mut rows: Vec<(String, usize, Vec<f64>)> = Vec::new();
+    for (g, label) in scen {
+        if g == "floor" {
+            let v = f.v("floor", "raw", "handshake_ms");
+            if !v.is_empty() {
+                rows.push((label.into(), 3, v));
+            }
+            continue;
+        }
+        for (i, (c, _)) in CLIENTS.iter().enumerate() {
+            let m = if g == "storm" {
+                "all_back_ms"
+            } else {
+                "pause_ms"
+            };
+            let v = f.v(g, c, m);
+            if !v.is_empty() {
+                rows.push((label.into(), i, v));
+            }
+        }
+    }
+    let (left, top, width, row_h) = (190.0, 40.0, 620.0, 18.0);
+    let height = top + row_h * rows.len() as f64 + 50.0;
+    let (lo, hi) = (0.0_f64, 60_000.0_f64.log10() - 1.0_f64.log10());
+    let x = |ms: f64| left + width * ((ms.max(1.0).log10() - lo) / hi).clamp(0.0, 1.0);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
+        left + width + 30.0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="{left}" y="16" font-size="13">Failover pause per sample (log scale; bar = median)</text>"#
+    );
+    for (i, (c, _)) in CLIENTS.iter().enumerate() {
+        let lx = left + 10.0 + 190.0 * i as f64;
+        let _ = writeln!(
+            o,
+            r#"<circle cx="{lx}" cy="28" r="4" fill="{}"/><text x="{}" y="32">{c}</text>"#,
+            COLORS[i],
+            lx + 8.0
+        );
+    }
+    for t in [1.0, 10.0, 100.0, 1000.0, 10_000.0, 60_000.0] {
+        let tx = x(t);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{tx}" y1="{top}" x2="{tx}" y2="{}" stroke="#ddd"/><text x="{tx}" y="{}" text-anchor="middle">{}</text>"##,
+            height - 40.0,
+            height - 26.0,
+            fmt_ms(t)
+        );
+    }
+    let mut last_label = String::new();
+    for (r, (label, ci, v)) in rows.iter().enumerate() {
+        let y = top + row_h * (r as f64 + 0.5);
+        if *label != last_label {
+            let _ = writeln!(
+                o,
+                r##"<line x1="0" y1="{}" x2="{}" y2="{}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{label}</text>"##,
+                y - row_h / 2.0,
+                left + width,
+                y - row_h / 2.0,
+                left - 8.0,
+                y + 4.0
+            );
+            last_label.clone_from(label);
+        }
+        let color = COLORS.get(*ci).copied().unwrap_or("#2ca02c");
+        for s in sorted(v) {
+            let _ = writeln!(
+                o,
+                r#"<circle cx="{:.1}" cy="{y:.1}" r="3" fill="{color}" fill-opacity="0.6"/>"#,
+                x(s)
+            );
+        }
+        let mx = x(median(v));
+        let _ = writeln!(
+            o,
+            r#"<line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="{color}" stroke-width="2"/>"#,
+            y - 7.0,
+            y + 7.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        r#"<text x="{}" y="{}" text-anchor="middle">time from the fault to the first successful read (floor: one handshake)</text></svg>"#,
+        left + width / 2.0,
+        height - 8.0
+    );
+    o
+}
