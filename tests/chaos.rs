@@ -31,11 +31,15 @@
 //! - each worker's ephemeral node exists, owned by its session, while the session lives, and
 //!   is gone once it is closed.
 //!
-//! `CHAOS_SEED` replays a schedule (the seed is printed first; timing on a real machine is not
-//! replayed exactly), `CHAOS_SECONDS` sets how long faults are injected (default 100 s, so the
-//! whole test takes about two minutes; set it to hours for a soak), `CHAOS_TAKEOVER_LIMIT`
-//! overrides the engine's takeover detection. The report (faults, operations, violations)
-//! goes to stderr even when the test passes.
+//! `CHAOS_SEED` replays a schedule (the seed is printed first; timing on a real machine is
+//! not replayed exactly). `CHAOS_SECONDS` sets how long faults are injected (default 140 s,
+//! about 190 faults; the whole binary takes under three minutes; set it to hours for a
+//! soak). `CHAOS_TAKEOVER_LIMIT` overrides the engine's takeover detection. The report
+//! (faults, operations, violations) goes to stderr even when the test passes, and the fault
+//! timeline to `$TMPDIR/chaos-timeline-<seed>.log`.
+//!
+//! `healed_hosts_are_retried_before_the_session_runs_out` is a deterministic regression
+//! test for one failure the chaos run found.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::collections::{BTreeMap, HashMap};
@@ -956,7 +960,7 @@ fn seconds() -> u64 {
     std::env::var("CHAOS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100)
+        .unwrap_or(140)
 }
 
 /// The tests of this binary each run a 3-node ensemble: one at a time.

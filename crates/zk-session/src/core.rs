@@ -275,6 +275,8 @@ impl Session {
         };
         let decoder = FrameDecoder::new(cfg.max_inbound_frame, cfg.max_discard_frame);
         let rng = Rng::new(cfg.rng_seed);
+        let mut hosts = hosts;
+        hosts.set_max_penalty(cfg.timing.receive_timeout.of(cfg.session_timeout));
         Self {
             hosts,
             rng,
@@ -626,15 +628,26 @@ impl Session {
         self.flush(now);
     }
 
-    /// `conn` was closed by the peer or failed (EOF, reset, I/O error).
+    /// `conn` was closed by the peer (EOF).
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        self.conn_ended(now, conn, HostFailure::ConnectionLost);
+    }
+
+    /// `conn` failed with an I/O error (reset, broken pipe) rather than an orderly close.
+    /// Unlike [`Session::handle_closed`] this never counts towards `TakenOver`: a server
+    /// hands a session to a twin by closing the old connection, not by resetting it.
+    pub fn handle_reset(&mut self, now: Instant, conn: ConnId) {
+        self.conn_ended(now, conn, HostFailure::Io);
+    }
+
+    fn conn_ended(&mut self, now: Instant, conn: ConnId, established_failure: HostFailure) {
         if self.tx_conn != Some(conn) || !self.conn_is_live(conn) {
             return;
         }
         match &self.phase {
             Phase::Closing { .. } => self.finish(now, SessionState::Closed),
             Phase::Handshaking { .. } => self.conn_failed(now, HostFailure::ClosedInHandshake),
-            _ => self.conn_failed(now, HostFailure::ConnectionLost),
+            _ => self.conn_failed(now, established_failure),
         }
     }
 
@@ -1046,6 +1059,8 @@ impl Session {
         }
         let negotiated = Duration::from_millis(u64::try_from(resp.timeout).unwrap_or(0));
         self.negotiated = Some(negotiated);
+        let cap = self.receive_timeout();
+        self.hosts.set_max_penalty(cap);
         if !resp.read_only {
             self.session_is_rw = true;
         }

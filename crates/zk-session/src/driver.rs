@@ -311,9 +311,13 @@ impl Driver {
                 read = read_some(self.conn.as_mut(), &mut self.read_buf) => {
                     let now = now();
                     match read {
-                        (conn, Ok(0) | Err(_)) => {
+                        (conn, Ok(0)) => {
                             self.conn = None;
                             self.core.handle_closed(now, conn);
+                        }
+                        (conn, Err(_)) => {
+                            self.conn = None;
+                            self.core.handle_reset(now, conn);
                         }
                         (conn, Ok(_)) => {
                             let data = self.read_buf.split();
@@ -390,7 +394,7 @@ impl Driver {
                 if self.conn.as_ref().is_some_and(|c| c.id == conn) {
                     self.conn = None;
                 }
-                self.core.handle_closed(now, conn);
+                self.core.handle_reset(now, conn);
             }
             Io::Probe(probe, rw) => self.core.handle_probe(now, probe, rw),
         }

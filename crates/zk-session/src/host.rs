@@ -109,6 +109,11 @@ pub trait HostProvider: Send + std::fmt::Debug {
     fn on_success(&mut self, now: Instant, host: HostId);
     /// Per-host health, indexed by [`HostId`].
     fn stats(&self) -> Vec<HostStats>;
+    /// No penalty may exceed `cap` (the session core sets it from the session timeout, so
+    /// a healed host is always retried while the session can still be saved).
+    fn set_max_penalty(&mut self, cap: Duration) {
+        let _ = cap;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +132,7 @@ pub struct StaticHostProvider {
     /// Position in `order` of the host returned last.
     cursor: Option<usize>,
     shuffled: bool,
+    max_penalty: Option<Duration>,
 }
 
 /// The longest penalty a host can get.
@@ -150,6 +156,7 @@ impl StaticHostProvider {
             order,
             cursor: None,
             shuffled: false,
+            max_penalty: None,
         }
     }
 
@@ -217,7 +224,11 @@ impl HostProvider for StaticHostProvider {
             e.stats.failures += 1;
             e.stats.consecutive_failures = e.stats.consecutive_failures.saturating_add(1);
             e.stats.last_failure = Some(failure);
-            e.penalty_until = Some(now + Self::penalty(failure, e.stats.consecutive_failures));
+            let mut penalty = Self::penalty(failure, e.stats.consecutive_failures);
+            if let Some(cap) = self.max_penalty {
+                penalty = penalty.min(cap);
+            }
+            e.penalty_until = Some(now + penalty);
         }
     }
 
@@ -235,6 +246,10 @@ impl HostProvider for StaticHostProvider {
 
     fn stats(&self) -> Vec<HostStats> {
         self.entries.iter().map(|e| e.stats.clone()).collect()
+    }
+
+    fn set_max_penalty(&mut self, cap: Duration) {
+        self.max_penalty = Some(cap);
     }
 }
 
