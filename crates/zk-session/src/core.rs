@@ -780,12 +780,7 @@ impl Session {
 
     fn begin_attempt_on(&mut self, now: Instant, preferred: Option<HostId>) {
         if self.local_expiry_due {
-            self.finish(
-                now,
-                SessionState::Expired {
-                    by: ExpiredBy::Local,
-                },
-            );
+            self.expire_locally(now);
             return;
         }
         let candidate = match preferred {
@@ -910,12 +905,7 @@ impl Session {
         }
         self.hosts.on_failure(now, attempt.host, failure);
         if self.local_expiry_due {
-            self.finish(
-                now,
-                SessionState::Expired {
-                    by: ExpiredBy::Local,
-                },
-            );
+            self.expire_locally(now);
             return;
         }
         // A pass of quick answers with at least one server that accepted and closed looks
@@ -1513,12 +1503,7 @@ impl Session {
                 if let Some(conn) = self.current_conn() {
                     self.drop_conn(conn);
                 }
-                self.finish(
-                    now,
-                    SessionState::Expired {
-                        by: ExpiredBy::Local,
-                    },
-                );
+                self.expire_locally(now);
             }
         }
     }
@@ -1661,6 +1646,16 @@ impl Session {
 
     fn terminal_error(&self) -> Option<RequestError> {
         self.state.terminal_error()
+    }
+
+    /// No server can still hold the session: terminal `Expired { by: Local }`.
+    fn expire_locally(&mut self, now: Instant) {
+        self.finish(
+            now,
+            SessionState::Expired {
+                by: ExpiredBy::Local,
+            },
+        );
     }
 
     /// Enters a terminal state: fails everything outstanding and stops all timers.

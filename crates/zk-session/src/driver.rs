@@ -145,10 +145,7 @@ impl SessionHandle {
     }
 
     fn snapshot(&self) -> Snapshot {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.snapshot).clone()
     }
 
     /// The session id (0 until the first handshake).
@@ -253,6 +250,12 @@ pub fn spawn(
         },
         ev_rx,
     )
+}
+
+/// The snapshot, even if a thread panicked while holding it (it is plain data, always
+/// consistent field by field).
+fn lock(snapshot: &Mutex<Snapshot>) -> std::sync::MutexGuard<'_, Snapshot> {
+    snapshot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The time the core sees: tokio's clock, so paused-time tests work.
@@ -463,7 +466,7 @@ impl Driver {
     }
 
     fn update_snapshot(&self) {
-        let mut snap = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut snap = lock(&self.snapshot);
         snap.session_id = self.core.session_id();
         snap.password = self.core.password().clone();
         snap.negotiated = self.core.negotiated_timeout();
@@ -502,10 +505,7 @@ impl Driver {
                             Err(err) => {
                                 debug!(addr = %target.addr, %err, "connect failed");
                                 let failure = failure_of(&err);
-                                snapshot
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .last_connect_error = Some((target.addr, err));
+                                lock(&snapshot).last_connect_error = Some((target.addr, err));
                                 Io::ConnectFailed(conn, failure)
                             }
                         };
