@@ -731,6 +731,20 @@ async fn try_storm(
                     detects.push(ms(d.saturating_duration_since(k)));
                 }
             }
+            // Failures per host and the kind of each host's last failure, over all sessions.
+            let mut per_host: Vec<(u64, std::collections::BTreeMap<String, u64>)> =
+                vec![(0, std::collections::BTreeMap::new()); 3];
+            for c in &cs {
+                for (i, h) in c.host_stats().iter().enumerate().take(3) {
+                    per_host[i].0 += h.failures;
+                    if let Some(f) = h.last_failure {
+                        *per_host[i].1.entry(format!("{f:?}")).or_default() += 1;
+                    }
+                }
+            }
+            step(&format!(
+                "storm: target {target}; failures per host (cumulative) and last kinds: {per_host:?}"
+            ));
             let d = support::harness::sorted(&detects);
             if !d.is_empty() {
                 step(&format!(

@@ -39,9 +39,15 @@ ensure_zookeeper() {
     command -v java >/dev/null || { echo "java is required on PATH" >&2; exit 1; }
 }
 
+# The cargo-deny this project's deny.toml is written for (it also parses with 0.14+).
+DENY_VERSION=0.20.2
+DENY_ROOT="$PWD/target/ci-tools"
+deny_state=pending
+deny_pid=
+
 ensure_tools() {
     if ! cargo deny --version >/dev/null 2>&1 && [ "${SKIP_DENY:-0}" != 1 ]; then
-        cargo install --locked cargo-deny
+        cargo install --locked "cargo-deny@$DENY_VERSION"
     fi
     if [ "$FUZZ_SECONDS" != 0 ] && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
         cargo install --locked cargo-fuzz
@@ -85,16 +91,44 @@ fuzz() {
     )
 }
 
-deny() {
+# cargo-deny runs first, with whatever cargo-deny the machine has. An old one may not read
+# this deny.toml or know newer SPDX identifiers: then the pinned version is built in the
+# background (one job, while the tests run) and the check is repeated with it at the end.
+deny_early() {
     if [ "${SKIP_DENY:-0}" = 1 ]; then
         echo "cargo-deny skipped (SKIP_DENY=1)"
+        deny_state=skipped
         return
     fi
-    cargo deny check licenses bans sources
+    if cargo deny check licenses bans sources; then
+        deny_state=passed
+        return
+    fi
+    echo "the installed $(cargo deny --version 2>/dev/null || echo cargo-deny) failed;" \
+        "building cargo-deny $DENY_VERSION in the background to check again"
+    mkdir -p "$DENY_ROOT"
+    cargo install --locked --quiet -j1 "cargo-deny@$DENY_VERSION" --root "$DENY_ROOT" \
+        >"$DENY_ROOT/install.log" 2>&1 &
+    deny_pid=$!
+}
+
+deny() {
+    case "$deny_state" in
+        passed) echo "cargo-deny passed at the start of the run"; return ;;
+        skipped) echo "cargo-deny skipped (SKIP_DENY=1)"; return ;;
+    esac
+    if ! wait "$deny_pid"; then
+        tail -40 "$DENY_ROOT/install.log"
+        echo "could not build cargo-deny $DENY_VERSION" >&2
+        return 1
+    fi
+    PATH="$DENY_ROOT/bin:$PATH" cargo deny --version
+    PATH="$DENY_ROOT/bin:$PATH" cargo deny check licenses bans sources
 }
 
 step "install zookeeper" ensure_zookeeper
 step "install tools" ensure_tools
+step "cargo deny (installed)" deny_early
 step "cargo fmt --check" fmt
 step "cargo clippy" clippy
 step "cargo test" tests

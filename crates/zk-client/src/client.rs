@@ -224,6 +224,9 @@ impl ClientBuilder {
         let mut cfg = SessionConfig::with_timeout(self.session_timeout);
         cfg.can_be_read_only = self.can_be_read_only;
         cfg.resume = self.resume;
+        // Sessions of one process share what they learn about servers (a reconnect storm
+        // is paced as a whole); `configure_session` can opt out.
+        cfg.shared = Some(zk_session::SharedHosts::global());
         if let Some(t) = self.timing {
             cfg.timing = t;
         }
@@ -480,6 +483,20 @@ impl Client {
             session: self.inner.handle.counters(),
             watches: wreg::lock(&self.inner.registry).counters.clone(),
         }
+    }
+
+    /// Per-host health of the session engine (failures, successes, the last failure's
+    /// kind), indexed like the connection string's hosts.
+    #[must_use]
+    pub fn host_stats(&self) -> Vec<zk_session::HostStats> {
+        self.inner.handle.host_stats()
+    }
+
+    /// The most recent transport failure (address and typed error), for diagnosing a
+    /// session that cannot connect.
+    #[must_use]
+    pub fn last_connect_error(&self) -> Option<(std::net::SocketAddr, zk_transport::ConnectError)> {
+        self.inner.handle.last_connect_error()
     }
 
     /// Closes the session (ephemeral nodes are deleted at once) and waits until it is

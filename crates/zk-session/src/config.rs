@@ -1,9 +1,12 @@
 //! Configuration of the session engine. Every timing is derived from the *negotiated*
 //! session timeout `T` unless it is set explicitly.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use crate::shared::SharedHosts;
 
 /// A session to resume instead of creating a new one: what another process saved.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,6 +54,12 @@ pub struct SessionConfig {
     /// Seed for host shuffling and jitter. The default differs for every session (so many
     /// clients spread out); fix it to make a simulation reproducible.
     pub rng_seed: u64,
+    /// What the sessions of this process learn about servers, shared: a handshake that
+    /// another session completed on the same server keeps a slow attempt alive past the
+    /// per-attempt cap, and election retries are paced process-wide (see
+    /// [`SharedHosts`]). `None` (the default here) keeps the session on its own;
+    /// `zk-client` uses [`SharedHosts::global`].
+    pub shared: Option<Arc<SharedHosts>>,
 }
 
 impl Default for SessionConfig {
@@ -66,6 +75,7 @@ impl Default for SessionConfig {
             max_in_flight: 4096,
             takeover_limit: 5,
             rng_seed: fresh_seed(),
+            shared: None,
         }
     }
 }
@@ -116,8 +126,10 @@ pub struct Timing {
     pub min_attempt: Duration,
     /// Backoff after a whole pass over the hosts failed by refusals or timeouts.
     pub backoff: Backoff,
-    /// Retry interval while servers accept and close at once (a leader election). Kept short
-    /// for `fast_retry_window`, then ten times this (at most `backoff.max`).
+    /// Retry interval while servers accept and close at once (a leader election), jittered
+    /// down to half. Kept short for `fast_retry_window`, then ten times this (at most
+    /// `backoff.max`). With [`SessionConfig::shared`] the process as a whole also keeps its
+    /// election retries [`SharedHosts::election_spacing`] apart.
     pub fast_retry: Duration,
     /// How long after a disconnect the short election retry interval is used.
     pub fast_retry_window: Duration,
@@ -136,7 +148,7 @@ impl Default for Timing {
             attempt_cap: None,
             min_attempt: Duration::from_millis(50),
             backoff: Backoff::default(),
-            fast_retry: Duration::from_millis(10),
+            fast_retry: Duration::from_millis(3),
             fast_retry_window: Duration::from_secs(2),
             local_expiry: Fraction::new(4, 3),
             adaptive: None,

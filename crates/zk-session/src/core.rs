@@ -148,7 +148,18 @@ struct Attempt {
     addrs: VecDeque<SocketAddr>,
     /// The session id sent in the ConnectRequest (0 = new session).
     sent_session: i64,
+    /// When the current address's connection attempt began.
+    started: Instant,
+    /// How often the deadline was extended because the server was seen working.
+    extensions: u32,
+    /// When the ConnectRequest was written.
+    handshake_sent: Option<Instant>,
 }
+
+/// At most this many extensions of one attempt (each one attempt cap long).
+const MAX_EXTENSIONS: u32 = 3;
+/// The shortest handshake budget (see `Session::handshake_budget`).
+const MIN_HANDSHAKE_BUDGET: Duration = Duration::from_millis(200);
 
 #[derive(Debug)]
 enum Phase {
@@ -231,6 +242,8 @@ pub struct Session {
     last_send: Instant,
     ping_sent: Option<Instant>,
     rtt: RttEstimator,
+    /// ConnectRequest → ConnectResponse times of this session's successful handshakes.
+    handshake_rtt: RttEstimator,
 
     // Reconnect bookkeeping.
     failures_since_success: usize,
@@ -312,6 +325,7 @@ impl Session {
             last_send: now,
             ping_sent: None,
             rtt: RttEstimator::default(),
+            handshake_rtt: RttEstimator::default(),
             failures_since_success: 0,
             passes_failed: 0,
             pass_only_quick: true,
@@ -582,11 +596,25 @@ impl Session {
         if pipeline {
             self.write_preamble();
         }
+        let mut attempt = attempt;
+        attempt.handshake_sent = Some(now);
         self.phase = Phase::Handshaking {
             conn,
             attempt,
             target,
         };
+        // A server that answered this session's handshakes in a few milliseconds and now
+        // says nothing for many times that is frozen or gone: do not wait the whole cap.
+        if let Some(budget) = self.handshake_budget() {
+            let deadline = now + budget;
+            if self
+                .timers
+                .get(Timer::Attempt)
+                .is_none_or(|at| deadline < at)
+            {
+                self.timers.set(Timer::Attempt, deadline);
+            }
+        }
         self.last_send = now;
         // Reads queued while disconnected ride along in the same write; writes wait for
         // the ConnectResponse so a refused handshake can never leave their outcome unknown.
@@ -817,6 +845,9 @@ impl Session {
             spec,
             addrs: VecDeque::new(),
             sent_session,
+            started: now,
+            extensions: 0,
+            handshake_sent: None,
         };
         self.counters.attempts += 1;
         if let Some(addr) = attempt.spec.socket_addr() {
@@ -846,6 +877,8 @@ impl Session {
             server_name: attempt.spec.server_name(),
         };
         let timeout = self.attempt_timeout(now);
+        attempt.started = now;
+        attempt.extensions = 0;
         debug!(conn = conn.0, addr = %addr, ?timeout, "connecting");
         self.actions.push_back(Action::Connect {
             conn,
@@ -878,10 +911,43 @@ impl Session {
         }
     }
 
+    /// How long a handshake may take before the server counts as unresponsive, once this
+    /// session has seen handshakes succeed: many times the usual handshake time
+    /// (`srtt + 4 × rttvar`, ×16), at least [`MIN_HANDSHAKE_BUDGET`], doubled like the cap
+    /// after passes that timed out, and never beyond the per-attempt cap. `None` before the
+    /// first success (the cap alone applies).
+    fn handshake_budget(&self) -> Option<Duration> {
+        let srtt = self.handshake_rtt.srtt()?;
+        let usual = srtt + self.handshake_rtt.rttvar() * 4;
+        let budget = (usual * 16).max(MIN_HANDSHAKE_BUDGET) * (1 << self.slow_passes.min(3));
+        Some(budget)
+    }
+
     fn on_attempt_timeout(&mut self, now: Instant) {
         match std::mem::replace(&mut self.phase, Phase::Waiting) {
             Phase::Resolving { attempt, .. } => {
                 self.attempt_failed(now, attempt, HostFailure::Unresolvable);
+            }
+            Phase::Handshaking {
+                conn,
+                mut attempt,
+                target,
+            } if self.server_seen_working(now, &attempt, target.addr) => {
+                attempt.extensions += 1;
+                let more = self.attempt_timeout(now);
+                debug!(
+                    conn = conn.0,
+                    addr = %target.addr,
+                    ?more,
+                    "handshake slow but the server is answering other sessions: waiting longer"
+                );
+                self.counters.extended_attempts += 1;
+                self.timers.set(Timer::Attempt, now + more);
+                self.phase = Phase::Handshaking {
+                    conn,
+                    attempt,
+                    target,
+                };
             }
             Phase::Connecting { conn, attempt, .. } | Phase::Handshaking { conn, attempt, .. } => {
                 debug!(conn = conn.0, host = %attempt.spec, "attempt timed out");
@@ -890,6 +956,27 @@ impl Session {
                 self.attempt_failed(now, attempt, HostFailure::TimedOut);
             }
             other => self.phase = other,
+        }
+    }
+
+    /// Whether a handshake that timed out deserves more time: another session of the
+    /// process completed one on the same address since this attempt began (the server is
+    /// alive and working through a queue, not frozen), the attempt was not extended too
+    /// often, and the session's server-side lifetime leaves room for another attempt after
+    /// the extension.
+    fn server_seen_working(&self, now: Instant, attempt: &Attempt, addr: SocketAddr) -> bool {
+        let Some(shared) = &self.cfg.shared else {
+            return false;
+        };
+        if attempt.extensions >= MAX_EXTENSIONS || !shared.handshake_since(addr, attempt.started) {
+            return false;
+        }
+        match self.last_contact {
+            Some(contact) if self.session_id != 0 => {
+                let remaining = (contact + self.timeout()).saturating_duration_since(now);
+                remaining > self.attempt_timeout(now) * 2
+            }
+            _ => true,
         }
     }
 
@@ -953,7 +1040,13 @@ impl Session {
         let jitter_ns = self
             .rng
             .below(u64::try_from(half.as_nanos()).unwrap_or(u64::MAX));
-        let delay = half + Duration::from_nanos(jitter_ns);
+        let mut delay = half + Duration::from_nanos(jitter_ns);
+        if electing && let Some(shared) = &self.cfg.shared {
+            // The whole process keeps its election retries apart.
+            delay = shared
+                .book_election_retry(now + delay)
+                .saturating_duration_since(now);
+        }
         debug!(
             passes = self.passes_failed,
             ?delay,
@@ -1055,6 +1148,13 @@ impl Session {
             self.session_is_rw = true;
         }
         self.hosts.on_success(now, attempt.host);
+        if let Some(sent) = attempt.handshake_sent {
+            self.handshake_rtt
+                .sample(now.saturating_duration_since(sent));
+        }
+        if let Some(shared) = &self.cfg.shared {
+            shared.handshake_succeeded(target.addr, now);
+        }
         self.timers.stop(Timer::Attempt);
         self.timers.stop(Timer::LocalExpiry);
         self.local_expiry_due = false;

@@ -39,6 +39,11 @@ impl RttEstimator {
         self.srtt
     }
 
+    /// The smoothed mean deviation (zero before the first sample).
+    pub(crate) fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+
     /// How overdue an answer may be before the server is declared frozen.
     pub(crate) fn threshold(&self, cfg: &AdaptiveDetector) -> Duration {
         let learned = self.srtt.map_or(Duration::ZERO, |s| {

@@ -1,20 +1,24 @@
 //! The thin tokio driver: runs a [`Session`] core over any [`Connector`].
 //!
-//! One task owns the core. It reads the current connection, receives commands from
-//! [`SessionHandle`]s, carries out the core's actions (name lookups and connects run as
-//! small tasks that report back; each connection has a writer task so a frozen peer can
-//! never block the loop) and sleeps until the core's next deadline. Everything the core
-//! decides is decided in [`crate::core`]; this file only moves bytes and time.
+//! One task owns the core and the current connection. It polls the socket for reading
+//! and, while bytes are pending, for writing — both as readiness, so a frozen peer whose
+//! receive window is full only leaves bytes queued and never blocks the loop — receives
+//! commands from [`SessionHandle`]s, carries out the core's actions (name lookups and
+//! connects run as small tasks that report back) and sleeps until the core's next
+//! deadline. A request therefore crosses one task boundary on the way out (caller →
+//! engine, which writes it) and one on the way back. Everything the core decides is
+//! decided in [`crate::core`]; this file only moves bytes and time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info_span, trace};
 use zk_transport::{BoxStream, ConnectError, Connector, Target};
 
@@ -27,6 +31,10 @@ use crate::types::{
 
 /// Size of each socket read.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// At most this many queued commands are taken in one go before the loop writes (so a
+/// burst of submissions leaves in one write, and one busy caller cannot starve the rest).
+const COMMAND_BATCH: usize = 256;
 
 /// What the driver reports to the application layer besides request completions.
 #[derive(Debug, Clone, PartialEq)]
@@ -267,20 +275,79 @@ enum Io {
     Resolved(ConnId, Result<Vec<SocketAddr>, ()>),
     Connected(ConnId, BoxStream),
     ConnectFailed(ConnId, HostFailure),
-    WriteFailed(ConnId),
     Probe(u64, bool),
 }
 
+/// The current connection: the stream and the bytes not yet accepted by it.
 struct Conn {
     id: ConnId,
-    reader: ReadHalf<BoxStream>,
-    writer: mpsc::UnboundedSender<Bytes>,
-    writer_task: JoinHandle<()>,
+    stream: BoxStream,
+    /// Bytes the core asked to send that the stream has not taken yet.
+    out: BytesMut,
+    /// Whether the stream must be flushed once `out` is empty (TLS buffers records).
+    flush: bool,
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.writer_task.abort();
+/// What happened on the current connection.
+enum ConnEvent {
+    /// Bytes were appended to the read buffer.
+    Data,
+    /// The peer closed its side in order.
+    Eof,
+    /// Reading failed (reset, abort).
+    ReadFailed,
+    /// Writing or flushing failed.
+    WriteFailed,
+}
+
+impl Conn {
+    /// Writes (and flushes) as much of `out` as the stream takes without waiting.
+    /// `Ready(Err)` means the connection is broken; `Pending` that bytes remain (the
+    /// context's waker is registered for writability).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(())),
+                Poll::Ready(Ok(n)) => {
+                    self.out.advance(n);
+                    self.flush = true;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.flush {
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.flush = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends what is pending and reads once: ready when bytes arrived, the peer closed,
+    /// or either direction failed.
+    fn poll_io(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<ConnEvent> {
+        if let Poll::Ready(Err(())) = self.poll_send(cx) {
+            return Poll::Ready(ConnEvent::WriteFailed);
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = std::pin::pin!(self.stream.read_buf(buf));
+        match read.poll(cx) {
+            Poll::Ready(Ok(0)) => Poll::Ready(ConnEvent::Eof),
+            Poll::Ready(Ok(_)) => Poll::Ready(ConnEvent::Data),
+            Poll::Ready(Err(_)) => Poll::Ready(ConnEvent::ReadFailed),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// One last attempt to hand pending bytes to the stream before it is dropped (a
+    /// `closeSession` answer, say), without waiting.
+    fn send_without_waiting(&mut self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = self.poll_send(&mut cx);
     }
 }
 
@@ -311,34 +378,33 @@ impl Driver {
             tokio::select! {
                 biased;
                 Some(io) = self.io_rx.recv() => self.on_io(io),
-                read = read_some(self.conn.as_mut(), &mut self.read_buf) => {
+                (conn, event) = conn_io(self.conn.as_mut(), &mut self.read_buf) => {
                     let now = now();
-                    match read {
-                        (conn, Ok(0)) => {
-                            self.conn = None;
-                            self.core.handle_closed(now, conn);
-                        }
-                        (conn, Err(_)) => {
-                            self.conn = None;
-                            self.core.handle_reset(now, conn);
-                        }
-                        (conn, Ok(_)) => {
+                    match event {
+                        ConnEvent::Data => {
                             let data = self.read_buf.split();
                             self.core.handle_data(now, conn, &data);
                         }
+                        ConnEvent::Eof => {
+                            self.conn = None;
+                            self.core.handle_closed(now, conn);
+                        }
+                        ConnEvent::ReadFailed | ConnEvent::WriteFailed => {
+                            self.conn = None;
+                            self.core.handle_reset(now, conn);
+                        }
                     }
                 }
-                cmd = self.commands.recv(), if !self.handles_gone => match cmd {
-                    Some(Command::Submit(req, tx)) => {
-                        let id = self.core.submit(now(), req);
-                        self.waiters.insert(id, tx);
+                cmd = self.commands.recv(), if !self.handles_gone => {
+                    self.on_command(cmd);
+                    // Take what else is queued, so a burst leaves in one write.
+                    for _ in 1..COMMAND_BATCH {
+                        match self.commands.try_recv() {
+                            Ok(cmd) => self.on_command(Some(cmd)),
+                            Err(_) => break,
+                        }
                     }
-                    Some(Command::Close) => self.core.close(now()),
-                    None => {
-                        self.handles_gone = true;
-                        self.core.close(now());
-                    }
-                },
+                }
                 () = sleep_until(deadline) => self.core.handle_timeout(now()),
             }
         }
@@ -347,8 +413,24 @@ impl Driver {
         for (_, tx) in self.waiters.drain() {
             let _ = tx.send(Err(RequestError::Closed));
         }
-        self.conn = None;
+        if let Some(mut c) = self.conn.take() {
+            c.send_without_waiting();
+        }
         debug!("session driver finished");
+    }
+
+    fn on_command(&mut self, cmd: Option<Command>) {
+        match cmd {
+            Some(Command::Submit(req, tx)) => {
+                let id = self.core.submit(now(), req);
+                self.waiters.insert(id, tx);
+            }
+            Some(Command::Close) => self.core.close(now()),
+            None => {
+                self.handles_gone = true;
+                self.core.close(now());
+            }
+        }
     }
 
     fn on_io(&mut self, io: Io) {
@@ -359,46 +441,15 @@ impl Driver {
                 if self.core.current_conn() != Some(conn) {
                     return; // A stale attempt: dropping the stream closes it.
                 }
-                let (reader, mut writer) = tokio::io::split(stream);
-                let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
-                let report = self.io_tx.clone();
-                let writer_task = tokio::spawn(async move {
-                    let mut batch = BytesMut::new();
-                    while let Some(first) = wrx.recv().await {
-                        // Coalesce whatever else is queued into one write.
-                        let data = match wrx.try_recv() {
-                            Err(_) => first,
-                            Ok(second) => {
-                                batch.extend_from_slice(&first);
-                                batch.extend_from_slice(&second);
-                                while let Ok(more) = wrx.try_recv() {
-                                    batch.extend_from_slice(&more);
-                                }
-                                batch.split().freeze()
-                            }
-                        };
-                        if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
-                            let _ = report.send(Io::WriteFailed(conn));
-                            return;
-                        }
-                    }
-                    let _ = writer.shutdown().await;
-                });
                 self.conn = Some(Conn {
                     id: conn,
-                    reader,
-                    writer: wtx,
-                    writer_task,
+                    stream,
+                    out: BytesMut::new(),
+                    flush: false,
                 });
                 self.core.handle_connected(now, conn);
             }
             Io::ConnectFailed(conn, failure) => self.core.handle_connect_failed(now, conn, failure),
-            Io::WriteFailed(conn) => {
-                if self.conn.as_ref().is_some_and(|c| c.id == conn) {
-                    self.conn = None;
-                }
-                self.core.handle_reset(now, conn);
-            }
             Io::Probe(probe, rw) => self.core.handle_probe(now, probe, rw),
         }
     }
@@ -413,10 +464,10 @@ impl Driver {
             }
             while let Some((conn, data)) = self.core.poll_transmit() {
                 progressed = true;
-                match &self.conn {
+                match &mut self.conn {
                     Some(c) if c.id == conn => {
                         trace!(conn = conn.get(), len = data.len(), "send");
-                        let _ = c.writer.send(data);
+                        c.out.extend_from_slice(&data);
                     }
                     _ => {}
                 }
@@ -515,8 +566,8 @@ impl Driver {
                 );
             }
             Action::Close { conn } => {
-                if self.conn.as_ref().is_some_and(|c| c.id == conn) {
-                    self.conn = None;
+                if let Some(mut c) = self.conn.take_if(|c| c.id == conn) {
+                    c.send_without_waiting();
                 }
             }
             Action::Probe {
@@ -577,18 +628,14 @@ async fn probe_read_write(
         .unwrap_or(false)
 }
 
-/// Reads from the current connection; pends forever when there is none.
-async fn read_some(
-    conn: Option<&mut Conn>,
-    buf: &mut BytesMut,
-) -> (ConnId, std::io::Result<usize>) {
+/// Drives the current connection (pending writes, one read); pends forever when there is
+/// none.
+async fn conn_io(conn: Option<&mut Conn>, buf: &mut BytesMut) -> (ConnId, ConnEvent) {
     match conn {
         Some(c) => {
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(READ_CHUNK);
-            }
-            let n = c.reader.read_buf(buf).await;
-            (c.id, n)
+            let id = c.id;
+            let event = std::future::poll_fn(|cx| c.poll_io(cx, buf)).await;
+            (id, event)
         }
         None => std::future::pending().await,
     }

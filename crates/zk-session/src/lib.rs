@@ -47,6 +47,7 @@ pub mod driver;
 pub mod fuzzing;
 pub mod host;
 pub mod rng;
+pub mod shared;
 mod timer;
 pub mod types;
 
@@ -55,6 +56,7 @@ pub use crate::core::{Action, Preamble, PreamblePacket, Session};
 pub use crate::host::{
     Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
 };
+pub use crate::shared::SharedHosts;
 pub use crate::types::{
     ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,
     SessionEvent, SessionState, StateChange,

@@ -295,4 +295,7 @@ pub struct Counters {
     pub detector_trips: u64,
     /// Requests re-sent after a reconnect.
     pub resent: u64,
+    /// Handshakes given more time than the per-attempt cap because other sessions of the
+    /// process were completing handshakes on the same server (a reconnect storm).
+    pub extended_attempts: u64,
 }

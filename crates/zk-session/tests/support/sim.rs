@@ -50,6 +50,9 @@ pub struct SimHost {
     pub lag: i64,
     /// Answer every request with SessionMoved (−118) and close, like a stale server would.
     pub session_moved: bool,
+    /// Extra time before a ConnectResponse leaves (an overloaded server working through a
+    /// queue of handshakes).
+    pub handshake_delay: Duration,
 }
 
 struct ServerConn {
@@ -125,6 +128,7 @@ impl Sim {
                 mode: Mode::Up,
                 lag: 0,
                 session_moved: false,
+                handshake_delay: Duration::ZERO,
             })
             .collect();
         Self {
@@ -478,7 +482,10 @@ impl Sim {
             read_only: mode == Mode::ReadOnly,
         };
         self.handshakes.push((self.elapsed(), host));
-        self.reply(conn, |b| resp.encode(b));
+        let mut out = BytesMut::new();
+        zk_proto::write_frame(&mut out, usize::MAX, |b| resp.encode(b)).unwrap();
+        let delay = self.latency + self.hosts[host].handshake_delay;
+        self.schedule(delay, Ev::Data(conn, out.freeze()));
         if let Some(after) = self.kick_after {
             self.seq += 1;
             let at = self.now + after;
