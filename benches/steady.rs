@@ -122,7 +122,7 @@ fn main() {
     }
     let started = Instant::now();
     // `ZK_BENCH_RT=current` runs the clients on a current-thread runtime (a diagnostic: it
-    // removes cross-thread wake-ups between the caller, the engine and its writer task).
+    // removes cross-thread wake-ups between the caller and the engine task).
     let rt = Arc::new(
         if std::env::var("ZK_BENCH_RT").as_deref() == Ok("current") {
             tokio::runtime::Builder::new_current_thread()
