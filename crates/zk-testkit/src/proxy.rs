@@ -279,11 +279,25 @@ fn rst(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
+/// Accept queue of a proxy's listener: like the servers' `clientPortListenBacklog` in a
+/// storm test, so a thousand clients reconnecting at once are not dropped by the proxy's
+/// kernel queue (`std`'s `bind` allows 128, and a dropped SYN is retried only after 1 s).
+const PROXY_BACKLOG: i32 = 1024;
+
+/// A non-blocking listener on `127.0.0.1:<free port>` with [`PROXY_BACKLOG`].
+fn listen_loopback() -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(PROXY_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 impl FaultProxy {
     /// Start a proxy on `127.0.0.1:<free port>` in front of `target`.
     pub async fn start(target: SocketAddr) -> io::Result<Self> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        listener.set_nonblocking(true)?;
+        let listener = listen_loopback()?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             target,
