@@ -539,6 +539,11 @@ async fn try_sample(
     let limit = s.timeout * 2 + Duration::from_secs(5);
     let outcome = subj.wait_outcome(k, limit).await;
     let alive = subj.alive();
+    if std::env::var_os("ZK_BENCH_VERBOSE").is_some() {
+        let on = subj.node(&ctx.ens).await;
+        let leader = ctx.ens.wait_for_leader(Duration::from_secs(5)).await.ok();
+        step(&format!("resumed on node {on:?} (leader now {leader:?})"));
+    }
     step("closing");
     if let Some(p) = subj.close().await {
         ctx.java = Some(p);

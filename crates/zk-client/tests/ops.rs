@@ -174,7 +174,8 @@ fn crud_and_error_cases() {
         c.delete("/crud/a", -1).await.unwrap();
         assert_eq!(c.delete("/crud/a", -1).await.unwrap_err(), Error::NoNode);
 
-        // sync, whoAmI, getConfig, reconfig (disabled on this ensemble).
+        // sync, whoAmI, getConfig, reconfig (disabled on this ensemble; `reconfig.rs` changes
+        // the membership of one with reconfigEnabled=true).
         c.sync("/crud").await.unwrap();
         let me = c.who_am_i().await.unwrap();
         assert!(me.iter().any(|i| i.auth_scheme == "ip"), "{me:?}");

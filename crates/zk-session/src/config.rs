@@ -148,7 +148,7 @@ impl Default for Timing {
             attempt_cap: None,
             min_attempt: Duration::from_millis(50),
             backoff: Backoff::default(),
-            fast_retry: Duration::from_millis(3),
+            fast_retry: Duration::from_millis(1),
             fast_retry_window: Duration::from_secs(2),
             local_expiry: Fraction::new(4, 3),
             adaptive: None,

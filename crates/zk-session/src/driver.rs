@@ -369,12 +369,26 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         self.core.start(now());
+        // One timer for the whole life of the session. It is only moved *earlier* when the
+        // core's next deadline is earlier than the armed one; a later deadline (the receive
+        // timeout moves with every reply) lets it fire early, which the core ignores, and it
+        // is re-armed then. This keeps the timer wheel out of the per-request path.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             self.drain();
             if self.core.state().is_terminal() {
                 break;
             }
-            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            if let Some(deadline) = self.core.poll_timeout()
+                && armed.is_none_or(|at| deadline < at)
+            {
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                armed = Some(deadline);
+            }
             tokio::select! {
                 biased;
                 Some(io) = self.io_rx.recv() => self.on_io(io),
@@ -405,7 +419,10 @@ impl Driver {
                         }
                     }
                 }
-                () = sleep_until(deadline) => self.core.handle_timeout(now()),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.core.handle_timeout(now());
+                }
             }
         }
         // Terminal: fail anything still waiting and drop the connection.
@@ -637,14 +654,6 @@ async fn conn_io(conn: Option<&mut Conn>, buf: &mut BytesMut) -> (ConnId, ConnEv
             let event = std::future::poll_fn(|cx| c.poll_io(cx, buf)).await;
             (id, event)
         }
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps until `deadline`; pends forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -239,7 +239,7 @@ fn leader_election_window_is_retried_quickly() {
     }
     reconnect_pause(&mut sim, Duration::from_secs(2));
     let beyond = sim.handshakes.last().unwrap().0 - served_at;
-    // Retries every 1.5–3 ms: the handshake follows the end of the election within one
+    // Passes 0.5–1 ms apart: the handshake follows the end of the election within one
     // interval plus a round trip.
     assert!(
         beyond <= Duration::from_millis(4),
