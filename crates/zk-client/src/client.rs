@@ -254,7 +254,6 @@ impl ClientBuilder {
             registry,
             chroot,
             window: Arc::new(Semaphore::new(window)),
-            window_size: u32::try_from(window).unwrap_or(u32::MAX),
         });
         let wait = self
             .connect_timeout
@@ -285,7 +284,6 @@ pub(crate) struct Inner {
     registry: Shared,
     chroot: Option<Chroot>,
     window: Arc<Semaphore>,
-    window_size: u32,
 }
 
 impl std::fmt::Debug for Inner {
@@ -1223,8 +1221,9 @@ impl Client {
     /// Adds credentials to the session (e.g. `digest`, `user:password`). They are recorded
     /// and presented again on every reconnect, before any request.
     ///
-    /// The server answers authentication out of band, so this waits until no other call of
-    /// this client is in flight, then sends it alone.
+    /// It does not wait for other calls in flight: the server answers authentication as soon
+    /// as it reads it, ahead of earlier requests, and the engine matches that reply out of
+    /// order. Requests sent after this call returns carry the new identity.
     ///
     /// # Errors
     /// [`Error::AuthFailed`] (the server then drops the connection; the session reconnects
@@ -1232,7 +1231,9 @@ impl Client {
     pub async fn add_auth(&self, scheme: &str, auth: impl Into<Bytes>) -> Result<()> {
         let auth = auth.into();
         let deadline = self.deadline();
-        let _all = self.permit(self.inner.window_size, deadline).await?;
+        // The server answers `auth` as soon as it reads it, ahead of earlier requests; the
+        // engine matches that reply out of order, so other requests need not drain first.
+        let _permit = self.permit(1, deadline).await?;
         let body = AuthPacket {
             auth_type: 0,
             scheme: scheme.to_owned(),

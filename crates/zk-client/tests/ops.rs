@@ -453,6 +453,36 @@ fn ttl_and_container_nodes() {
 }
 
 #[test]
+fn add_auth_does_not_wait_for_requests_in_flight() {
+    run(LIMIT, async {
+        let c = root().await;
+        ensure(&c, "/auth-inflight").await;
+        // Hundreds of reads in flight; the server answers the auth packet as soon as it
+        // reads it, ahead of some of them. That must not look like a protocol error.
+        let reads: Vec<_> = (0..400)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.get_data("/auth-inflight").await.map(|_| ()) })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        c.add_auth_digest("carol", "pw").await.unwrap();
+        for r in reads {
+            r.await.unwrap().unwrap();
+        }
+        let me = c.who_am_i().await.unwrap();
+        assert!(
+            me.iter()
+                .any(|i| i.auth_scheme == "digest" && i.user == "carol"),
+            "{me:?}"
+        );
+        let counters = c.counters().session;
+        assert_eq!(counters.reconnects, 0, "connection kept: {counters:?}");
+        c.close().await;
+    });
+}
+
+#[test]
 fn acls_and_digest_auth() {
     run(LIMIT, async {
         let open = acl::open_unsafe();

@@ -1295,6 +1295,34 @@ impl Session {
             return;
         };
         if front.xid != xid {
+            // The server authenticates an `auth` packet as soon as it reads it and answers
+            // at once, ahead of earlier requests still in its pipeline: the one reply that
+            // may overtake others.
+            if let Some(pos) = self
+                .in_flight
+                .iter()
+                .position(|f| f.xid == xid && f.req.op == OpCode::Auth)
+            {
+                if let Some(f) = self.in_flight.remove(pos) {
+                    debug!(
+                        xid,
+                        ahead_of = pos,
+                        "auth answered ahead of earlier requests"
+                    );
+                    self.bump_zxid(header.zxid);
+                    if !f.abandoned {
+                        self.complete(
+                            f.id,
+                            Ok(Reply {
+                                zxid: header.zxid,
+                                err: header.err,
+                                body,
+                            }),
+                        );
+                    }
+                }
+                return;
+            }
             warn!(expected = front.xid, got = xid, "reply out of order");
             self.conn_failed(now, HostFailure::Protocol);
             return;
