@@ -119,7 +119,10 @@ pub struct Timing {
     pub ping_interval: Fraction,
     /// Per-attempt cap (TCP + TLS + handshake). `None` derives it: `T/6` clamped to
     /// 100 ms..2 s, doubled after each fully failed pass (up to 8×). Every attempt is also
-    /// bounded by what is left of the session's server-side lifetime.
+    /// bounded by what is left of the session's server-side lifetime. Once the session has
+    /// completed handshakes, an unanswered ConnectRequest ends sooner: after 16 × the
+    /// session's usual handshake time (at least 200 ms, doubled like the cap), unless other
+    /// sessions sharing [`SessionConfig::shared`] are being served by that server.
     pub attempt_cap: Option<Duration>,
     /// No attempt gets less than this, even when the session's lifetime looks used up
     /// (the server's word is the authority on expiry).
