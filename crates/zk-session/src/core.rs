@@ -1309,17 +1309,7 @@ impl Session {
                         ahead_of = pos,
                         "auth answered ahead of earlier requests"
                     );
-                    self.bump_zxid(header.zxid);
-                    if !f.abandoned {
-                        self.complete(
-                            f.id,
-                            Ok(Reply {
-                                zxid: header.zxid,
-                                err: header.err,
-                                body,
-                            }),
-                        );
-                    }
+                    self.answered(f, &header, body);
                 }
                 return;
             }
@@ -1348,9 +1338,14 @@ impl Session {
             self.conn_failed(now, HostFailure::ConnectionLost);
             return;
         }
-        let Some(f) = self.in_flight.pop_front() else {
-            return;
-        };
+        if let Some(f) = self.in_flight.pop_front() {
+            self.answered(f, &header, body);
+        }
+    }
+
+    /// The server answered `f`: its zxid counts as seen, and the caller gets the reply
+    /// unless it already gave up on it.
+    fn answered(&mut self, f: InFlight, header: &ReplyHeader, body: Bytes) {
         self.bump_zxid(header.zxid);
         if !f.abandoned {
             self.complete(
