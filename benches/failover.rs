@@ -575,7 +575,7 @@ async fn heal(ctx: &mut Ctx) -> Result<(), String> {
         }
     }
     ctx.ens
-        .wait_serving(Duration::from_secs(60))
+        .wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
         .await
         .map_err(|e| e.to_string())?;
     ctx.ens

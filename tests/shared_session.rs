@@ -52,7 +52,9 @@ where
             .unwrap()
     });
     RT.block_on(async {
-        ens.wait_serving(Duration::from_secs(60)).await.unwrap();
+        ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
+            .await
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(180), f(ens))
             .await
             .expect("test timed out");

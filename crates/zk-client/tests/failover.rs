@@ -209,7 +209,9 @@ fn watches_auth_and_requests_survive_kill_and_freeze() {
             vec![(EventType::NodeCreated, "/r/a/b".to_owned())]
         );
         ens.node(f1).restart().await.unwrap();
-        ens.wait_serving(WAIT).await.unwrap();
+        ens.wait_serving_restarting_stuck(WAIT, WAIT * 3)
+            .await
+            .unwrap();
 
         // ---------- Step 2: freeze (SIGSTOP) of the connected server ----------
         let on = ens.node_for_addr(w.server().unwrap()).unwrap();
@@ -294,7 +296,9 @@ fn watches_auth_and_requests_survive_kill_and_freeze() {
         );
         assert_eq!(&w.get_data("/sec").await.unwrap().0[..], b"secret");
         ens.node(on).thaw();
-        ens.wait_serving(WAIT).await.unwrap();
+        ens.wait_serving_restarting_stuck(WAIT, WAIT * 3)
+            .await
+            .unwrap();
         drop(quiet2);
 
         // ---------- Step 3: more than 1 MiB of watch paths re-registered ----------
@@ -370,7 +374,9 @@ fn watches_auth_and_requests_survive_kill_and_freeze() {
             .unwrap();
         drop(watchers);
         ens.node(on).restart().await.unwrap();
-        ens.wait_serving(WAIT).await.unwrap();
+        ens.wait_serving_restarting_stuck(WAIT, WAIT * 3)
+            .await
+            .unwrap();
 
         // ---------- Step 4: requests while the only server is frozen ----------
         let f = ens.followers().await[0];
@@ -410,7 +416,9 @@ fn watches_auth_and_requests_survive_kill_and_freeze() {
         assert!(y.state().is_connected());
         y.close().await;
         w.close().await;
-        ens.wait_serving(WAIT).await.unwrap();
+        ens.wait_serving_restarting_stuck(WAIT, WAIT * 3)
+            .await
+            .unwrap();
 
         // ---------- Step 5: no server reachable for longer than the session lives ----------
         let f = ens.followers().await[0];

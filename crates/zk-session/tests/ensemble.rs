@@ -167,7 +167,9 @@ fn rolling_restart_under_load_never_expires_the_session() {
             ens.node(i).kill().unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             ens.node(i).restart().await.unwrap();
-            ens.wait_serving(Duration::from_secs(60)).await.unwrap();
+            ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
+                .await
+                .unwrap();
         }
         let report = reader.stop().await;
         assert_eq!(h.session_id(), id);

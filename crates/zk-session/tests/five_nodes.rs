@@ -46,7 +46,9 @@ fn two_of_five_frozen_keeps_the_session() {
             h.close().await;
             ens.node(victim).thaw();
             ens.node(other).thaw();
-            ens.wait_serving(Duration::from_secs(60)).await.unwrap();
+            ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
+                .await
+                .unwrap();
         }
     });
 }

@@ -69,7 +69,7 @@ pub async fn heal(ens: &Ensemble) {
             n.restart().await.expect("restart");
         }
     }
-    ens.wait_serving(Duration::from_secs(60))
+    ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
         .await
         .expect("ensemble serves again");
 }
