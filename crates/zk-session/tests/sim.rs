@@ -50,6 +50,17 @@ fn connected(sim: &mut Sim) -> usize {
     sim.connected_host().unwrap()
 }
 
+/// A connected session whose configuration shares `SharedHosts` with the test (which plays
+/// the other sessions of the process); returns the simulation, the registry and the host.
+fn connected_sharing() -> (Sim, Arc<SharedHosts>, usize) {
+    let shared = Arc::new(SharedHosts::default());
+    let mut c = cfg();
+    c.shared = Some(Arc::clone(&shared));
+    let mut sim = Sim::new(3, c);
+    let first = connected(&mut sim);
+    (sim, shared, first)
+}
+
 /// Runs until connected again and returns the pause measured by the core.
 fn reconnect_pause(sim: &mut Sim, limit: Duration) -> Duration {
     assert!(
@@ -253,11 +264,7 @@ fn election_retries_are_paced_process_wide() {
     // 400 other sessions of the process are retrying too: they booked the next 100 ms of
     // election retries (250 µs apart), so this session's first retry waits its turn instead
     // of adding to the flood.
-    let shared = Arc::new(SharedHosts::default());
-    let mut c = cfg();
-    c.shared = Some(Arc::clone(&shared));
-    let mut sim = Sim::new(3, c);
-    let first = connected(&mut sim);
+    let (mut sim, shared, first) = connected_sharing();
     sim.crash(first);
     for h in (0..3).filter(|&h| h != first) {
         sim.set_mode(h, Mode::Electing);
@@ -278,11 +285,7 @@ fn a_slow_server_that_serves_other_sessions_is_waited_for() {
     // After a crash every other server is overloaded: handshakes take 1.5 s, longer than
     // the per-attempt cap (T/6 = 1 s). Other sessions of the process keep completing
     // handshakes there, so the attempt is extended instead of thrown away.
-    let shared = Arc::new(SharedHosts::default());
-    let mut c = cfg();
-    c.shared = Some(Arc::clone(&shared));
-    let mut sim = Sim::new(3, c);
-    let first = connected(&mut sim);
+    let (mut sim, shared, first) = connected_sharing();
     let id = sim.core.session_id();
     let others: Vec<usize> = (0..3).filter(|&h| h != first).collect();
     for &h in &others {
@@ -316,11 +319,7 @@ fn a_slow_server_that_serves_other_sessions_is_waited_for() {
 fn a_frozen_server_is_not_waited_for_on_old_news() {
     // The registry saw handshakes on the server before it froze, none after: the attempt
     // there ends at the cap as usual.
-    let shared = Arc::new(SharedHosts::default());
-    let mut c = cfg();
-    c.shared = Some(Arc::clone(&shared));
-    let mut sim = Sim::new(3, c);
-    let first = connected(&mut sim);
+    let (mut sim, shared, first) = connected_sharing();
     for h in 0..3 {
         shared.handshake_succeeded(sim.hosts[h].addr, sim.now);
     }
