@@ -260,6 +260,16 @@ impl Subject {
                     return Ok(None);
                 };
                 let state = c.state();
+                if std::env::var_os("ZK_BENCH_VERBOSE").is_some() {
+                    eprintln!(
+                        "    zk-failover: disconnected→session back {:.2} ms, →read answered {:.2} ms, attempts {}",
+                        counters
+                            .last_pause
+                            .map_or(f64::NAN, |p| p.as_secs_f64() * 1e3),
+                        ok.saturating_duration_since(change.at).as_secs_f64() * 1e3,
+                        counters.attempts - self.attempts_at_mark.0,
+                    );
+                }
                 Ok(Some(Outcome {
                     detect: Some(detect_at.saturating_duration_since(k)),
                     pause: ok.saturating_duration_since(k),

@@ -36,6 +36,19 @@ const READ_CHUNK: usize = 64 * 1024;
 /// burst of submissions leaves in one write, and one busy caller cannot starve the rest).
 const COMMAND_BATCH: usize = 256;
 
+/// The smallest frame a server sends for a request: the length prefix and a reply header.
+const MIN_REPLY_FRAME: usize = 4 + 16;
+
+/// Below this many requests in flight every reply is read as it arrives.
+const LOW_WATER_MIN_IN_FLIGHT: usize = 8;
+
+/// The largest receive low-water mark used (bytes).
+const LOW_WATER_MAX: usize = 16 * 1024;
+
+/// Replies wait at most about this long below the low-water mark (tokio's timer ticks in
+/// milliseconds): a slow server answering a long queue still gets its answers seen.
+const LOW_WATER_MAX_WAIT: Duration = Duration::from_millis(1);
+
 /// What the driver reports to the application layer besides request completions.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -247,6 +260,7 @@ pub fn spawn(
         handles_gone: false,
         io_tx,
         io_rx,
+        batch_until: None,
     };
     let span = info_span!("zk_session");
     tokio::spawn(driver.run().instrument(span));
@@ -286,6 +300,15 @@ struct Conn {
     out: BytesMut,
     /// Whether the stream must be flushed once `out` is empty (TLS buffers records).
     flush: bool,
+    /// The receive low-water mark wanted while every pending byte is written (1 = wake up
+    /// for any byte); see [`Driver::tune_low_water`].
+    low_water_target: usize,
+    /// The mark the socket has now.
+    low_water: usize,
+    /// Whether the stream supports a low-water mark (plain TCP on Linux).
+    low_water_ok: bool,
+    /// Batching is off until the next bytes are read (the batch timer fired).
+    batching_paused: bool,
 }
 
 /// What happened on the current connection.
@@ -328,9 +351,38 @@ impl Conn {
     /// Sends what is pending and reads once: ready when bytes arrived, the peer closed,
     /// or either direction failed.
     fn poll_io(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<ConnEvent> {
-        if let Poll::Ready(Err(())) = self.poll_send(cx) {
-            return Poll::Ready(ConnEvent::WriteFailed);
+        match self.poll_send(cx) {
+            Poll::Ready(Err(())) => return Poll::Ready(ConnEvent::WriteFailed),
+            // Every request is on the wire: its answer is certain to come.
+            Poll::Ready(Ok(())) if !self.batching_paused => {
+                self.set_low_water(self.low_water_target);
+            }
+            Poll::Ready(Ok(())) => {}
+            // Requests still queued here are not answered until written: no batching.
+            Poll::Pending => self.set_low_water(1),
         }
+        self.poll_read(cx, buf)
+    }
+
+    /// Drops the mark to one byte until the next read. Lowering it makes the kernel signal
+    /// readability at once if anything is buffered (`tcp_set_rcvlowat`).
+    fn pause_batching(&mut self) {
+        self.batching_paused = true;
+        self.set_low_water(1);
+    }
+
+    fn set_low_water(&mut self, bytes: usize) {
+        if self.low_water_ok && bytes != self.low_water {
+            if zk_transport::set_receive_low_water(&*self.stream, bytes) {
+                self.low_water = bytes;
+            } else {
+                self.low_water_ok = false;
+            }
+        }
+    }
+
+    /// Reads once into `buf`.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<ConnEvent> {
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
@@ -364,6 +416,8 @@ struct Driver {
     handles_gone: bool,
     io_tx: mpsc::UnboundedSender<Io>,
     io_rx: mpsc::UnboundedReceiver<Io>,
+    /// While replies are batched by the low-water mark: when to look at the socket anyway.
+    batch_until: Option<Instant>,
 }
 
 impl Driver {
@@ -381,7 +435,12 @@ impl Driver {
             if self.core.state().is_terminal() {
                 break;
             }
-            if let Some(deadline) = self.core.poll_timeout()
+            self.tune_low_water();
+            let next = match (self.core.poll_timeout(), self.batch_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(deadline) = next
                 && armed.is_none_or(|at| deadline < at)
             {
                 sleep
@@ -393,35 +452,36 @@ impl Driver {
                 biased;
                 Some(io) = self.io_rx.recv() => self.on_io(io),
                 (conn, event) = conn_io(self.conn.as_mut(), &mut self.read_buf) => {
-                    let now = now();
-                    match event {
-                        ConnEvent::Data => {
-                            let data = self.read_buf.split();
-                            self.core.handle_data(now, conn, &data);
-                        }
-                        ConnEvent::Eof => {
-                            self.conn = None;
-                            self.core.handle_closed(now, conn);
-                        }
-                        ConnEvent::ReadFailed | ConnEvent::WriteFailed => {
-                            self.conn = None;
-                            self.core.handle_reset(now, conn);
-                        }
-                    }
+                    self.on_conn_event(conn, event);
                 }
                 cmd = self.commands.recv(), if !self.handles_gone => {
+                    // Requests already outstanding: the connection is busy, so a request
+                    // written now would queue behind them anyway.
+                    let busy = !self.waiters.is_empty();
+                    let closed = cmd.is_none();
                     self.on_command(cmd);
                     // Take what else is queued, so a burst leaves in one write.
-                    for _ in 1..COMMAND_BATCH {
-                        match self.commands.try_recv() {
-                            Ok(cmd) => self.on_command(Some(cmd)),
-                            Err(_) => break,
-                        }
+                    self.take_queued_commands(COMMAND_BATCH - 1);
+                    if busy && !closed && !self.handles_gone {
+                        // Cork: let the callers that our last completions woke submit their
+                        // next requests before writing, so they share one write (and the
+                        // server one read) instead of trickling out a request or two per
+                        // segment. An idle connection writes at once (latency).
+                        yield_to_queued_tasks().await;
+                        self.take_queued_commands(COMMAND_BATCH);
                     }
                 }
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
-                    self.core.handle_timeout(now());
+                    let now = now();
+                    if self.batch_until.is_some_and(|at| at <= now) {
+                        // Nothing read for a while below the mark: take whatever is there.
+                        self.batch_until = None;
+                        if let Some(c) = self.conn.as_mut() {
+                            c.pause_batching();
+                        }
+                    }
+                    self.core.handle_timeout(now);
                 }
             }
         }
@@ -434,6 +494,66 @@ impl Driver {
             c.send_without_waiting();
         }
         debug!("session driver finished");
+    }
+
+    fn on_conn_event(&mut self, conn: ConnId, event: ConnEvent) {
+        let now = now();
+        match event {
+            ConnEvent::Data => {
+                self.batch_until = None;
+                if let Some(c) = self.conn.as_mut() {
+                    c.batching_paused = false;
+                }
+                let data = self.read_buf.split();
+                self.core.handle_data(now, conn, &data);
+            }
+            ConnEvent::Eof => {
+                self.conn = None;
+                self.core.handle_closed(now, conn);
+            }
+            ConnEvent::ReadFailed | ConnEvent::WriteFailed => {
+                self.conn = None;
+                self.core.handle_reset(now, conn);
+            }
+        }
+    }
+
+    /// Batches wake-ups under load: with many requests in flight, the socket is reported
+    /// readable only once the smallest possible answers to half of them could be buffered.
+    /// That many bytes are certain to arrive (every request written is answered, and one
+    /// of them may be half read already), so no reply waits for bytes that never come; a
+    /// closed or failed connection wakes the reader regardless. Rounded down to a power of
+    /// two so the option changes rarely.
+    fn tune_low_water(&mut self) {
+        let Some(c) = self.conn.as_mut() else {
+            self.batch_until = None;
+            return;
+        };
+        let n = self.core.in_flight();
+        // Never during a handshake: the ConnectResponse must not wait for a batch.
+        c.low_water_target = if n >= LOW_WATER_MIN_IN_FLIGHT && self.core.state().is_connected() {
+            let sure = (n - 1) * MIN_REPLY_FRAME / 2;
+            let capped = sure.min(LOW_WATER_MAX);
+            1 << capped.ilog2()
+        } else {
+            1
+        };
+        if c.low_water_target > 1 && !c.batching_paused {
+            self.batch_until
+                .get_or_insert_with(|| now() + LOW_WATER_MAX_WAIT);
+        } else {
+            self.batch_until = None;
+        }
+    }
+
+    /// Takes up to `max` commands that are already queued, without waiting.
+    fn take_queued_commands(&mut self, max: usize) {
+        for _ in 0..max {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.on_command(Some(cmd)),
+                Err(_) => break,
+            }
+        }
     }
 
     fn on_command(&mut self, cmd: Option<Command>) {
@@ -463,6 +583,10 @@ impl Driver {
                     stream,
                     out: BytesMut::new(),
                     flush: false,
+                    low_water_target: 1,
+                    low_water: 1,
+                    low_water_ok: true,
+                    batching_paused: false,
                 });
                 self.core.handle_connected(now, conn);
             }
@@ -643,6 +767,22 @@ async fn probe_read_write(
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// Lets the tasks already queued on this worker run before the engine continues: the task
+/// wakes itself and returns `Pending` once, which puts it at the back of the run queue
+/// (unlike `tokio::task::yield_now`, which also waits for a poll of the I/O driver).
+async fn yield_to_queued_tasks() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
 
 /// Drives the current connection (pending writes, one read); pends forever when there is

@@ -113,9 +113,10 @@
 //! [`TlsErrorKind::PeerRejectedUs`] (ZooKeeper sends `bad_certificate` or
 //! `certificate_unknown`), a server certificate we do not accept as
 //! [`TlsErrorKind::CertificateRejected`]. Neither is transient.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod error;
+mod lowat;
 mod memory;
 mod tcp;
 mod tls;
@@ -136,9 +137,14 @@ pub use tls::{DangerousTlsConfigBuilder, TlsConfig, TlsConfigBuilder, TlsConnect
 pub use rustls;
 
 /// A byte stream to one server.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+///
+/// Every `AsyncRead + AsyncWrite + Send + Unpin + 'static` type is one. The `Any` bound lets
+/// [`set_receive_low_water`] find a plain TCP socket behind a [`BoxStream`].
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + std::any::Any {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+pub use lowat::set_receive_low_water;
 
 /// The stream type every [`Connector`] returns.
 pub type BoxStream = Box<dyn Stream>;

@@ -115,3 +115,49 @@ async fn target_display_names_host_and_address() {
         "zk1.example (127.0.0.1:2181)"
     );
 }
+
+/// `set_receive_low_water` on a connector's TCP stream: the reader is not woken for fewer
+/// bytes than the mark, is woken once they are there, and a read below the mark still returns
+/// what is buffered. Other streams are left alone.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn receive_low_water_batches_wake_ups() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connector = TcpConnector::new();
+    let mut stream = connector
+        .connect(&Target::from_addr(addr), DEADLINE)
+        .await
+        .unwrap();
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert!(zk_transport::set_receive_low_water(&*stream, 100));
+
+    server.write_all(&[7; 10]).await.unwrap();
+    let mut buf = [0u8; 256];
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+    assert!(early.is_err(), "woken for 10 bytes with a mark of 100");
+
+    server.write_all(&[8; 100]).await.unwrap();
+    let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+        .await
+        .expect("woken once 110 bytes are buffered")
+        .unwrap();
+    assert_eq!(n, 110);
+    assert_eq!(&buf[..10], &[7; 10]);
+
+    // Back to the default: one byte wakes the reader again.
+    assert!(zk_transport::set_receive_low_water(&*stream, 0));
+    server.write_all(&[9]).await.unwrap();
+    let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+        .await
+        .expect("woken for one byte with the default mark")
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // Not a TCP stream: nothing to set.
+    let (a, _b) = tokio::io::duplex(64);
+    let boxed: zk_transport::BoxStream = Box::new(a);
+    assert!(!zk_transport::set_receive_low_water(&*boxed, 100));
+}
