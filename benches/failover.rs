@@ -11,7 +11,12 @@
 //! cargo bench --bench failover                 # measurement (a few minutes)
 //! cargo bench --bench failover -- --test       # smoke: one sample per scenario, asserts only
 //! cargo bench --bench failover -- crash_leader --samples 20
+//! ZK_BENCH_VERBOSE=1 ZK_BENCH_LOG=zk_session=debug cargo bench --bench failover -- crash_follower/zk-failover
 //! ```
+//!
+//! `ZK_BENCH_VERBOSE=1` prints each step and, for this project's client, how a pause splits
+//! into the handshake and the first read; `ZK_BENCH_LOG` (an `EnvFilter`) adds the engine's
+//! logs with timestamps (connect start, TCP connected, session re-established).
 //!
 //! Scenarios (T = negotiated session timeout, 6 s unless named): `floor`, `crash_follower`,
 //! `crash_leader` (with the election time), `freeze`, `freeze_adaptive_6s`,
@@ -140,6 +145,14 @@ struct Ctx {
 
 fn main() {
     let args = Args::parse();
+    // `ZK_BENCH_LOG=zk_session=debug` (an `EnvFilter`): the engines' logs on stderr, with
+    // microsecond timestamps, to see where a pause goes.
+    if let Ok(filter) = std::env::var("ZK_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if args.mode == Mode::List {
         println!("failover/floor: benchmark");
         for s in SCENARIOS {
