@@ -37,6 +37,9 @@ use zk_testkit::Ensemble;
 const T: Duration = Duration::from_secs(6);
 const IN_FLIGHT: [usize; 3] = [1, 16, 256];
 const PAYLOAD: [u8; 16] = [0x5a; 16];
+/// Paired rounds of the pipelined-read comparison, and reads per client per round.
+const PAIRED_ROUNDS: usize = 8;
+const PAIRED_READS: u64 = 60_000;
 
 #[derive(Clone)]
 enum Rc {
@@ -117,7 +120,9 @@ fn main() {
                 }
             }
         }
-        println!("steady/latency: benchmark\nsteady/idle_memory: benchmark");
+        println!(
+            "steady/paired: benchmark\nsteady/latency: benchmark\nsteady/idle_memory: benchmark"
+        );
         return;
     }
     let started = Instant::now();
@@ -323,6 +328,50 @@ fn main() {
             );
         }
     }
+    // Paired rounds for the pipelined-read target: the two Rust clients alternate (ABBA) with
+    // the same number of reads each, so the servers' drift (JIT, GC) weighs on both alike; the
+    // ratio is taken per round. Criterion's rows above measure each client in one block.
+    if args.mode == Mode::Bench && args.selected("steady/paired") {
+        let (rounds, n) = (PAIRED_ROUNDS, PAIRED_READS);
+        let mut ops_ratio = Vec::new();
+        let mut cpu_ratio = Vec::new();
+        for round in 0..rounds {
+            let mut order = [Who::Ours, Who::Zkc];
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            let mut got = [(0.0, 0.0); 2];
+            for who in order {
+                let client = if who == Who::Ours {
+                    Rc::Ours(ours.clone())
+                } else {
+                    Rc::Zkc(zkc.clone())
+                };
+                let cpu0 = sys::threads_cpu(None, "");
+                let wall = rt.block_on(run_ops(&client, Op::Read, 256, n));
+                let cpu = sys::threads_cpu(None, "").saturating_sub(cpu0);
+                let slot = usize::from(who != Who::Ours);
+                got[slot] = (
+                    n as f64 / wall.as_secs_f64().max(1e-9),
+                    cpu.as_secs_f64() * 1e6 / n as f64,
+                );
+            }
+            println!(
+                "steady/paired/{round}: zk-failover {:.0} ops/s {:.1} µs/op, zookeeper-client {:.0} ops/s {:.1} µs/op",
+                got[0].0, got[0].1, got[1].0, got[1].1
+            );
+            ops_ratio.push(got[0].0 / got[1].0);
+            cpu_ratio.push(got[0].1 / got[1].1);
+        }
+        println!(
+            "steady/paired: 256 reads in flight, {rounds} rounds: ops/s ratio median {:.2}×, CPU/op ratio median {:.2}×",
+            median(&ops_ratio),
+            median(&cpu_ratio)
+        );
+        results.add("paired_read_256", "zk-failover", "ops_ratio", ops_ratio);
+        results.add("paired_read_256", "zk-failover", "cpu_ratio", cpu_ratio);
+    }
+
     // Sequential read latency: individually timed reads.
     if args.selected("steady/latency") {
         let n = if args.mode == Mode::Bench { 2000 } else { 50 };
