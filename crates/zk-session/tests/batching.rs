@@ -8,15 +8,19 @@
 //! answer must reach its caller long before the silence ends; every answer must arrive.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+#[path = "support/wire.rs"]
+mod wire;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use wire::{frame, read_frame, reply_frame};
 use zk_connstr::{Host, HostSpec};
-use zk_proto::{ConnectResponse, ErrorCode, GetDataRequest, OpCode, Record, ReplyHeader};
+use zk_proto::{ConnectResponse, ErrorCode, GetDataRequest, OpCode, Record};
 use zk_session::driver::spawn;
 use zk_session::{Request, Session, SessionConfig, StaticHostProvider};
 use zk_transport::TcpConnector;
@@ -24,30 +28,9 @@ use zk_transport::TcpConnector;
 const IN_FLIGHT: usize = 64;
 const SILENCE: Duration = Duration::from_secs(2);
 
-async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
-    let len = r.read_u32().await.ok()?;
-    let mut payload = vec![0; usize::try_from(len).ok()?.min(1 << 20)];
-    r.read_exact(&mut payload).await.ok()?;
-    Some(payload)
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
 /// A reply carrying `tag` as its body, so the test can tell which request it answers.
 fn reply(xid: i32, tag: u32) -> Vec<u8> {
-    let mut payload = BytesMut::new();
-    ReplyHeader {
-        xid,
-        zxid: 7,
-        err: ErrorCode::Ok,
-    }
-    .encode(&mut payload);
-    payload.put_u32(tag);
-    frame(&payload)
+    reply_frame(xid, 7, ErrorCode::Ok, &tag.to_be_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

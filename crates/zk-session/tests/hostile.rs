@@ -24,6 +24,8 @@
 
 #[path = "support/real.rs"]
 mod real;
+#[path = "support/wire.rs"]
+mod wire;
 
 use std::future::Future;
 use std::io::Write;
@@ -33,15 +35,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use real::{create_req, exists_req, scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use wire::{frame, read_frame, reply_frame};
 use zk_connstr::{Host, HostSpec};
 use zk_proto::{
-    ConnectRequest, ConnectResponse, ErrorCode, GetDataRequest, OpCode, Record, ReplyHeader,
-    WatcherEvent,
+    ConnectRequest, ConnectResponse, ErrorCode, GetDataRequest, OpCode, Record, WatcherEvent,
 };
 use zk_session::driver::{DriverEvent, SessionHandle, spawn};
 use zk_session::{
@@ -179,27 +181,6 @@ fn session(
     let provider = StaticHostProvider::in_order(hosts.iter().copied().map(spec).collect());
     let core = Session::new(cfg, Box::new(provider), Instant::now());
     spawn(core, Arc::new(TcpConnector::new()))
-}
-
-async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
-    let len = r.read_u32().await.ok()?;
-    let mut payload = vec![0; usize::try_from(len).ok()?.min(1 << 20)];
-    r.read_exact(&mut payload).await.ok()?;
-    Some(payload)
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 4);
-    out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: &[u8]) -> Vec<u8> {
-    let mut payload = BytesMut::new();
-    ReplyHeader { xid, zxid, err }.encode(&mut payload);
-    payload.put_slice(body);
-    frame(&payload)
 }
 
 /// Writes `chunk` again and again until the client goes away or `cap` bytes are out.
