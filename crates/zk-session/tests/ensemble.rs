@@ -71,6 +71,45 @@ fn kill_of_connected_server_keeps_session_and_ephemeral() {
     });
 }
 
+/// 64 readers keep 64 requests in flight, so the driver batches replies behind a raised
+/// receive low-water mark; the connected server is killed (then restarted), and the server
+/// the session moved to is frozen. Every read is answered (re-sent across both failovers),
+/// none fails, the session is the same.
+#[test]
+fn failovers_with_many_reads_in_flight_lose_none() {
+    scenario(ensemble, |ens| async move {
+        let (h, _events) = open(&ens.connect_string(), T);
+        connected(&h).await;
+        let id = h.session_id();
+        let readers: Vec<Reader> = (0..64).map(|_| Reader::start(h.clone())).collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let victim = node_of(ens, &h);
+        ens.node(victim).kill().unwrap();
+        reconnected(&h, 1).await;
+        // Back to three servers, so the freeze below leaves a quorum.
+        ens.node(victim).restart().await.unwrap();
+        ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let frozen = node_of(ens, &h);
+        ens.node(frozen).freeze();
+        reconnected(&h, 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut ok = 0;
+        for r in readers {
+            let report = r.stop().await;
+            assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+            ok += report.ok;
+        }
+        assert_eq!(h.session_id(), id, "same session after both failovers");
+        assert!(!h.state().is_terminal(), "{:?}", h.state());
+        assert!(ok > 1000, "only {ok} reads answered");
+        h.close().await;
+        heal(ens).await;
+    });
+}
+
 #[test]
 fn frozen_server_is_left_before_the_session_expires() {
     scenario(ensemble, |ens| async move {
