@@ -260,7 +260,6 @@ pub fn spawn(
         handles_gone: false,
         io_tx,
         io_rx,
-        batch_until: None,
     };
     let span = info_span!("zk_session");
     tokio::spawn(driver.run().instrument(span));
@@ -309,6 +308,8 @@ struct Conn {
     low_water_ok: bool,
     /// Batching is off until the next bytes are read (the batch timer fired).
     batching_paused: bool,
+    /// While replies are batched by the low-water mark: when to look at the socket anyway.
+    batch_until: Option<Instant>,
 }
 
 /// What happened on the current connection.
@@ -368,7 +369,14 @@ impl Conn {
     /// readability at once if anything is buffered (`tcp_set_rcvlowat`).
     fn pause_batching(&mut self) {
         self.batching_paused = true;
+        self.batch_until = None;
         self.set_low_water(1);
+    }
+
+    /// Bytes were read: batching may resume, and its timer restarts.
+    fn on_read(&mut self) {
+        self.batching_paused = false;
+        self.batch_until = None;
     }
 
     fn set_low_water(&mut self, bytes: usize) {
@@ -416,8 +424,6 @@ struct Driver {
     handles_gone: bool,
     io_tx: mpsc::UnboundedSender<Io>,
     io_rx: mpsc::UnboundedReceiver<Io>,
-    /// While replies are batched by the low-water mark: when to look at the socket anyway.
-    batch_until: Option<Instant>,
 }
 
 impl Driver {
@@ -436,7 +442,8 @@ impl Driver {
                 break;
             }
             self.tune_low_water();
-            let next = match (self.core.poll_timeout(), self.batch_until) {
+            let batch_until = self.conn.as_ref().and_then(|c| c.batch_until);
+            let next = match (self.core.poll_timeout(), batch_until) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -458,11 +465,11 @@ impl Driver {
                     // Requests already outstanding: the connection is busy, so a request
                     // written now would queue behind them anyway.
                     let busy = !self.waiters.is_empty();
-                    let closed = cmd.is_none();
                     self.on_command(cmd);
                     // Take what else is queued, so a burst leaves in one write.
                     self.take_queued_commands(COMMAND_BATCH - 1);
-                    if busy && !closed && !self.handles_gone {
+                    // (A closed channel has set `handles_gone`.)
+                    if busy && !self.handles_gone {
                         // Cork: let the callers that our last completions woke submit their
                         // next requests before writing, so they share one write (and the
                         // server one read) instead of trickling out a request or two per
@@ -474,12 +481,11 @@ impl Driver {
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     let now = now();
-                    if self.batch_until.is_some_and(|at| at <= now) {
+                    if let Some(c) = self.conn.as_mut()
+                        && c.batch_until.is_some_and(|at| at <= now)
+                    {
                         // Nothing read for a while below the mark: take whatever is there.
-                        self.batch_until = None;
-                        if let Some(c) = self.conn.as_mut() {
-                            c.pause_batching();
-                        }
+                        c.pause_batching();
                     }
                     self.core.handle_timeout(now);
                 }
@@ -500,9 +506,8 @@ impl Driver {
         let now = now();
         match event {
             ConnEvent::Data => {
-                self.batch_until = None;
                 if let Some(c) = self.conn.as_mut() {
-                    c.batching_paused = false;
+                    c.on_read();
                 }
                 let data = self.read_buf.split();
                 self.core.handle_data(now, conn, &data);
@@ -526,7 +531,6 @@ impl Driver {
     /// two so the option changes rarely.
     fn tune_low_water(&mut self) {
         let Some(c) = self.conn.as_mut() else {
-            self.batch_until = None;
             return;
         };
         let n = self.core.in_flight();
@@ -539,10 +543,10 @@ impl Driver {
             1
         };
         if c.low_water_target > 1 && !c.batching_paused {
-            self.batch_until
+            c.batch_until
                 .get_or_insert_with(|| now() + LOW_WATER_MAX_WAIT);
         } else {
-            self.batch_until = None;
+            c.batch_until = None;
         }
     }
 
@@ -587,6 +591,7 @@ impl Driver {
                     low_water: 1,
                     low_water_ok: true,
                     batching_paused: false,
+                    batch_until: None,
                 });
                 self.core.handle_connected(now, conn);
             }
