@@ -615,7 +615,7 @@ async fn heal(ctx: &mut Ctx) -> Result<(), String> {
 const WARM_HANDSHAKES: usize = 150;
 const WARM_READS: usize = 1000;
 
-/// Warms a restarted server's JVM before the next sample: sessions moved onto it and away
+/// Warms a server's JVM (every server at start, then each one restarted) before the next sample: sessions moved onto it and away
 /// again (its revalidation path) and reads on it. Servers in production have been running for
 /// a while; without this, a session that fails over to a server restarted seconds earlier
 /// measures that JVM's interpreter and class loading (shares of 38-43 ms in an otherwise
