@@ -12,7 +12,8 @@ mod real;
 use std::time::Duration;
 
 use real::{
-    Reader, connected, create_req, exists, heal, node_of, open, open_with, reconnected, scenario,
+    Reader, connected, create_req, exists, heal, hosts, node_of, open, open_in_order, open_with,
+    reconnected, scenario,
 };
 use std::sync::Arc;
 use zk_proto::ErrorCode;
@@ -41,7 +42,11 @@ fn adaptive(t: Duration) -> SessionConfig {
 #[test]
 fn kill_of_connected_server_keeps_session_and_ephemeral() {
     scenario(ensemble, |ens| async move {
-        let (h, _events) = open(&ens.connect_string(), T);
+        // Followers only, so the pause bound below is the client's and not an election's
+        // (the leader's crash is `kill_of_the_leader_keeps_the_session`).
+        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        let (h, _events) = open(&hosts(ens, &followers), T);
         connected(&h).await;
         let id = h.session_id();
         let path = format!("/eph-kill-{id:x}");
@@ -113,7 +118,12 @@ fn failovers_with_many_reads_in_flight_lose_none() {
 #[test]
 fn frozen_server_is_left_before_the_session_expires() {
     scenario(ensemble, |ens| async move {
-        let (h, _events) = open(&ens.connect_string(), T);
+        // The session is given the followers only, so the frozen server is a follower and
+        // the ensemble keeps serving: the pause is the client's alone (a frozen leader is
+        // the next test).
+        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        let (h, _events) = open(&hosts(ens, &followers), T);
         connected(&h).await;
         let id = h.session_id();
         let path = format!("/eph-freeze-{id:x}");
@@ -124,6 +134,7 @@ fn frozen_server_is_left_before_the_session_expires() {
         let reader = Reader::start(h.clone());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let victim = node_of(ens, &h);
+        assert_ne!(victim, leader);
         ens.node(victim).freeze();
         reconnected(&h, 1).await;
         let report = reader.stop().await;
@@ -137,10 +148,81 @@ fn frozen_server_is_left_before_the_session_expires() {
         // Detected after T/3 of silence (1.33 s), well before the 4 s expiry.
         assert!(
             report.longest_gap < T * 3 / 4,
-            "reads paused {:?}",
-            report.longest_gap
+            "reads paused {:?}; {:?}",
+            report.longest_gap,
+            h.counters()
         );
         assert_eq!(h.counters().detector_trips, 1);
+        h.close().await;
+    });
+}
+
+#[test]
+fn frozen_leader_is_left_and_the_session_outlives_the_election() {
+    scenario(ensemble, |ens| async move {
+        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        // Hosts in this order, unshuffled: the session starts on the leader.
+        let order: Vec<usize> = std::iter::once(leader)
+            .chain((0..3).filter(|&i| i != leader))
+            .collect();
+        // A longer timeout than the other tests: on a slow machine the election alone has
+        // taken ~4.8 s, and the client reports local expiry 4/3 T after its last contact.
+        let t = Duration::from_secs(8);
+        let (h, _events) = open_in_order(&hosts(ens, &order), t);
+        connected(&h).await;
+        assert_eq!(node_of(ens, &h), leader);
+        let id = h.session_id();
+        let path = format!("/eph-freeze-leader-{id:x}");
+        assert_eq!(
+            h.submit(create_req(&path, true)).await.unwrap().err,
+            ErrorCode::Ok
+        );
+        let reader = Reader::start(h.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let frozen_at = std::time::Instant::now();
+        ens.node(leader).freeze();
+        // The followers notice after syncLimit × tickTime (1 s) and elect a new leader; the
+        // client leaves the frozen server after T/3 of silence and must not go back to it.
+        let new_leader = loop {
+            let mut found = None;
+            for i in (0..3).filter(|&i| i != leader) {
+                if ens.nodes()[i].mode().await.as_deref() == Some("leader") {
+                    found = Some(i);
+                }
+            }
+            if let Some(i) = found {
+                break i;
+            }
+            assert!(
+                frozen_at.elapsed() < Duration::from_secs(30),
+                "no new leader"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let elected_after = frozen_at.elapsed();
+        reconnected(&h, 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = reader.stop().await;
+        ens.node(leader).thaw();
+        eprintln!(
+            "new leader {new_leader} seen {elected_after:?} after the freeze; longest read gap {:?}",
+            report.longest_gap
+        );
+        assert_eq!(h.session_id(), id);
+        assert!(!h.state().is_terminal(), "{:?}", h.state());
+        assert_ne!(node_of(ens, &h), leader);
+        assert!(exists(&h, &path).await, "the ephemeral node survived");
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        // The gap is the election's or the detector's (T/3), whichever ends later, plus the
+        // client's share; only a gross client delay (going back to the frozen host, sleeping
+        // through the new leader) breaks this.
+        let bound = elected_after.max(t / 3) + t / 4;
+        assert!(
+            report.longest_gap < bound,
+            "reads paused {:?}, the new leader was seen after {elected_after:?}; {:?}",
+            report.longest_gap,
+            h.counters()
+        );
         h.close().await;
     });
 }
@@ -280,8 +362,11 @@ fn graceful_close_removes_ephemerals_at_once() {
 fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
     scenario(ensemble, |ens| async move {
         let t = Duration::from_secs(30);
+        // Followers only: the bound below is the detector's, not an election's.
+        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
         let (h, _events) = open_with(
-            &ens.connect_string(),
+            &hosts(ens, &followers),
             adaptive(t),
             Arc::new(TcpConnector::new()),
         );

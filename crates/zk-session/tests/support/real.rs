@@ -89,6 +89,33 @@ pub fn open(
     )
 }
 
+/// Like [`open`], but the hosts are tried in the order given (no shuffle).
+pub fn open_in_order(
+    connect: &str,
+    t: Duration,
+) -> (
+    SessionHandle,
+    tokio::sync::mpsc::UnboundedReceiver<DriverEvent>,
+) {
+    let cs = ConnectString::parse(connect).unwrap();
+    let hosts = StaticHostProvider::in_order(cs.hosts().to_vec());
+    let session = Session::new(
+        SessionConfig::with_timeout(t),
+        Box::new(hosts),
+        Instant::now(),
+    );
+    spawn(session, Arc::new(TcpConnector::new()))
+}
+
+/// A connection string of the given nodes' proxies, in that order.
+pub fn hosts(ens: &Ensemble, nodes: &[usize]) -> String {
+    nodes
+        .iter()
+        .map(|&i| ens.proxy(i).expect("proxies are on").addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn open_with(
     connect: &str,
     cfg: SessionConfig,
