@@ -12,10 +12,16 @@ use real::{Reader, connected, create_req, exists, node_of, open, reconnected, sc
 use zk_proto::ErrorCode;
 use zk_testkit::{Ensemble, EnsembleBuilder};
 
-const T: Duration = Duration::from_secs(4);
+/// When the leader is one of the two frozen, the survivors elect a new one; that took up to
+/// ~4.8 s on a slow machine, and the client reports local expiry 4/3 T after its last contact,
+/// so T is long enough that the session's survival never hangs on the election's speed.
+const T: Duration = Duration::from_secs(8);
 
 fn ensemble() -> EnsembleBuilder {
-    Ensemble::builder().nodes(5).heap_mb(96)
+    Ensemble::builder()
+        .nodes(5)
+        .heap_mb(96)
+        .max_session_timeout(Duration::from_secs(10))
 }
 
 #[test]
