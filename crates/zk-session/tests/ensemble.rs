@@ -12,8 +12,8 @@ mod real;
 use std::time::Duration;
 
 use real::{
-    Reader, connected, create_req, exists, heal, hosts, node_of, open, open_in_order, open_with,
-    reconnected, scenario,
+    Reader, Timeline, connected, create_req, exists, heal, hosts, node_of, open, open_in_order,
+    open_with, reconnected, scenario,
 };
 use std::sync::Arc;
 use zk_proto::ErrorCode;
@@ -46,7 +46,8 @@ fn kill_of_connected_server_keeps_session_and_ephemeral() {
         // (the leader's crash is `kill_of_the_leader_keeps_the_session`).
         let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
         let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-        let (h, _events) = open(&hosts(ens, &followers), T);
+        let (h, events) = open(&hosts(ens, &followers), T);
+        let timeline = Timeline::start(events);
         connected(&h).await;
         let id = h.session_id();
         let path = format!("/eph-kill-{id:x}");
@@ -57,6 +58,7 @@ fn kill_of_connected_server_keeps_session_and_ephemeral() {
         let reader = Reader::start(h.clone());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let victim = node_of(ens, &h);
+        let killed_at = std::time::Instant::now();
         ens.node(victim).kill().unwrap();
         reconnected(&h, 1).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -67,8 +69,10 @@ fn kill_of_connected_server_keeps_session_and_ephemeral() {
         assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
         assert!(
             report.longest_gap < T / 2,
-            "reads paused {:?}",
-            report.longest_gap
+            "reads paused {:?}; {:?}; node {victim} killed at 0:{}",
+            report.longest_gap,
+            h.counters(),
+            timeline.render(ens, killed_at)
         );
         let c = h.counters();
         assert_eq!((c.reconnects, c.failovers), (1, 1));
@@ -123,7 +127,8 @@ fn frozen_server_is_left_before_the_session_expires() {
         // the next test).
         let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
         let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-        let (h, _events) = open(&hosts(ens, &followers), T);
+        let (h, events) = open(&hosts(ens, &followers), T);
+        let timeline = Timeline::start(events);
         connected(&h).await;
         let id = h.session_id();
         let path = format!("/eph-freeze-{id:x}");
@@ -135,6 +140,7 @@ fn frozen_server_is_left_before_the_session_expires() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let victim = node_of(ens, &h);
         assert_ne!(victim, leader);
+        let frozen_at = std::time::Instant::now();
         ens.node(victim).freeze();
         reconnected(&h, 1).await;
         let report = reader.stop().await;
@@ -148,9 +154,10 @@ fn frozen_server_is_left_before_the_session_expires() {
         // Detected after T/3 of silence (1.33 s), well before the 4 s expiry.
         assert!(
             report.longest_gap < T * 3 / 4,
-            "reads paused {:?}; {:?}",
+            "reads paused {:?}; {:?}; node {victim} frozen at 0:{}",
             report.longest_gap,
-            h.counters()
+            h.counters(),
+            timeline.render(ens, frozen_at)
         );
         assert_eq!(h.counters().detector_trips, 1);
         h.close().await;
@@ -168,7 +175,8 @@ fn frozen_leader_is_left_and_the_session_outlives_the_election() {
         // A longer timeout than the other tests: on a slow machine the election alone has
         // taken ~4.8 s, and the client reports local expiry 4/3 T after its last contact.
         let t = Duration::from_secs(8);
-        let (h, _events) = open_in_order(&hosts(ens, &order), t);
+        let (h, events) = open_in_order(&hosts(ens, &order), t);
+        let timeline = Timeline::start(events);
         connected(&h).await;
         assert_eq!(node_of(ens, &h), leader);
         let id = h.session_id();
@@ -219,9 +227,11 @@ fn frozen_leader_is_left_and_the_session_outlives_the_election() {
         let bound = elected_after.max(t / 3) + t / 4;
         assert!(
             report.longest_gap < bound,
-            "reads paused {:?}, the new leader was seen after {elected_after:?}; {:?}",
+            "reads paused {:?}, the new leader was seen after {elected_after:?}; {:?}; \
+             leader {leader} frozen at 0:{}",
             report.longest_gap,
-            h.counters()
+            h.counters(),
+            timeline.render(ens, frozen_at)
         );
         h.close().await;
     });
@@ -365,11 +375,12 @@ fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
         // Followers only: the bound below is the detector's, not an election's.
         let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
         let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-        let (h, _events) = open_with(
+        let (h, events) = open_with(
             &hosts(ens, &followers),
             adaptive(t),
             Arc::new(TcpConnector::new()),
         );
+        let timeline = Timeline::start(events);
         connected(&h).await;
         assert_eq!(h.negotiated_timeout(), Some(t));
         let id = h.session_id();
@@ -387,7 +398,9 @@ fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
         // The default detector would wait T/3 = 10 s; peers wait 12-20 s.
         assert!(
             recovered < Duration::from_secs(4),
-            "recovered after {recovered:?}"
+            "recovered after {recovered:?}; {:?}; node {victim} frozen at 0:{}",
+            h.counters(),
+            timeline.render(ens, frozen_at)
         );
         h.close().await;
     });

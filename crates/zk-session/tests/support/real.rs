@@ -253,3 +253,40 @@ pub async fn reconnected(h: &SessionHandle, n: u64) {
         ),
     }
 }
+
+/// The session's state changes, collected from its driver events, for failure messages: when
+/// a pause bound breaks, the message shows what the client did and when.
+pub struct Timeline {
+    log: Arc<std::sync::Mutex<Vec<zk_session::StateChange>>>,
+}
+
+impl Timeline {
+    pub fn start(mut events: tokio::sync::mpsc::UnboundedReceiver<DriverEvent>) -> Self {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if let DriverEvent::State(change) = ev {
+                    sink.lock().unwrap().push(change);
+                }
+            }
+        });
+        Self { log }
+    }
+
+    /// One line per state change: milliseconds relative to `origin`, state, node.
+    pub fn render(&self, ens: &Ensemble, origin: Instant) -> String {
+        let log = self.log.lock().unwrap();
+        let mut out = String::new();
+        for c in log.iter() {
+            let ms = if c.at >= origin {
+                (c.at - origin).as_secs_f64() * 1e3
+            } else {
+                -((origin - c.at).as_secs_f64() * 1e3)
+            };
+            let node = c.server.and_then(|a| ens.node_for_addr(a));
+            out.push_str(&format!("\n  {ms:+9.1} ms {:?} node {node:?}", c.state));
+        }
+        out
+    }
+}
