@@ -387,6 +387,12 @@ impl Session {
         &self.counters
     }
 
+    /// The configuration the session was created with.
+    #[must_use]
+    pub const fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
     /// Per-host health from the host provider.
     #[must_use]
     pub fn host_stats(&self) -> Vec<crate::host::HostStats> {

@@ -535,7 +535,10 @@ impl Driver {
         };
         let n = self.core.in_flight();
         // Never during a handshake: the ConnectResponse must not wait for a batch.
-        c.low_water_target = if n >= LOW_WATER_MIN_IN_FLIGHT && self.core.state().is_connected() {
+        c.low_water_target = if n >= LOW_WATER_MIN_IN_FLIGHT
+            && self.core.state().is_connected()
+            && self.core.config().reply_batching
+        {
             let sure = (n - 1) * MIN_REPLY_FRAME / 2;
             let capped = sure.min(LOW_WATER_MAX);
             1 << capped.ilog2()

@@ -8,7 +8,7 @@ mod real;
 use std::sync::Arc;
 use std::time::Duration;
 
-use real::{connected, create_req, exists, node_of, open_with, reconnected, scenario};
+use real::{Reader, connected, create_req, exists, node_of, open_with, reconnected, scenario};
 use zk_proto::ErrorCode;
 use zk_session::{SessionConfig, SessionState};
 use zk_testkit::{Ensemble, EnsembleBuilder, TlsOptions};
@@ -48,6 +48,35 @@ fn mutual_tls_session_survives_a_crash() {
         reconnected(&h, 1).await;
         assert_eq!(h.session_id(), id);
         assert!(exists(&h, &path).await);
+        h.close().await;
+    });
+}
+
+/// 64 readers keep 64 requests in flight over TLS, so the driver batches replies behind a
+/// receive low-water mark on the socket under the TLS stream (Netty writes each reply as its
+/// own record); the connected server is killed. Every read is answered, none fails.
+#[test]
+fn many_reads_in_flight_over_tls_survive_a_crash() {
+    scenario(ensemble, |ens| async move {
+        let cs = ens.tls_connect_string().unwrap();
+        let (h, _events) = open_with(&cs, SessionConfig::with_timeout(T), tls(ens, true));
+        connected(&h).await;
+        let id = h.session_id();
+        let readers: Vec<Reader> = (0..64).map(|_| Reader::start(h.clone())).collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let victim = node_of(ens, &h);
+        ens.node(victim).kill().unwrap();
+        reconnected(&h, 1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut ok = 0;
+        for r in readers {
+            let report = r.stop().await;
+            assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+            ok += report.ok;
+        }
+        assert_eq!(h.session_id(), id);
+        assert!(!h.state().is_terminal(), "{:?}", h.state());
+        assert!(ok > 500, "only {ok} reads answered");
         h.close().await;
     });
 }

@@ -1,4 +1,4 @@
-//! The receive low-water mark (`SO_RCVLOWAT`) of a plain TCP stream.
+//! The receive low-water mark (`SO_RCVLOWAT`) of a TCP stream, plain or under TLS.
 //!
 //! With many requests in flight, waking up for every reply or two costs more CPU than the
 //! replies themselves (an `epoll_wait`, a context switch and a `recv` each time). A socket
@@ -9,21 +9,33 @@
 
 use std::any::Any;
 
-use crate::Stream;
+use crate::{BoxStream, Stream};
 
-/// Sets the receive low-water mark of `stream` to `bytes` (at least 1) if it is a plain
-/// [`tokio::net::TcpStream`] on Linux; returns whether it did. Other streams (TLS, in-memory,
-/// custom transports) and other systems are left alone and return `false`.
+/// Sets the receive low-water mark of `stream` to `bytes` (at least 1) if it is a
+/// [`tokio::net::TcpStream`] on Linux, or the TLS stream of [`crate::TlsConnector`] over one
+/// (the mark is set on the TCP socket underneath); returns whether it did. Other streams
+/// (in-memory, custom transports) and other systems are left alone and return `false`.
 ///
 /// The reader of a stream with a mark of `n` is woken only once `n` bytes are buffered, the
 /// peer closed, or the connection failed. Use a mark no larger than the bytes that are certain
 /// to arrive (say, the smallest possible answer to each request in flight), or reads stall.
+/// Under TLS the mark counts ciphertext, which is never shorter than the plaintext it
+/// carries; but the TLS layer may already hold the first part of a record, whose rest is then
+/// all that is still to come — callers that cannot bound that keep a timer, as the session
+/// driver does.
 pub fn set_receive_low_water(stream: &dyn Stream, bytes: usize) -> bool {
     let any: &dyn Any = stream;
-    let Some(tcp) = any.downcast_ref::<tokio::net::TcpStream>() else {
-        return false;
-    };
-    imp::set(tcp, bytes.max(1))
+    if let Some(tcp) = any.downcast_ref::<tokio::net::TcpStream>() {
+        return imp::set(tcp, bytes.max(1));
+    }
+    if let Some(tls) = any.downcast_ref::<tokio_rustls::client::TlsStream<BoxStream>>() {
+        return set_receive_low_water(&**tls.get_ref().0, bytes);
+    }
+    if let Some(tls) = any.downcast_ref::<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>()
+    {
+        return set_receive_low_water(tls.get_ref().0, bytes);
+    }
+    false
 }
 
 #[cfg(target_os = "linux")]

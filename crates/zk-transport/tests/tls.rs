@@ -664,3 +664,60 @@ async fn handshake_latency_is_reported() {
     );
     assert!(full[10] < DEADLINE);
 }
+
+/// `set_receive_low_water` reaches through the TLS connector's stream to its TCP socket: a
+/// record smaller than the mark does not wake the reader, enough ciphertext does, and every
+/// plaintext byte then arrives.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn receive_low_water_reaches_through_tls() {
+    use tokio::io::AsyncWriteExt;
+
+    let ca = Ca::new("zk-ca");
+    let server_leaf = ca.server(&["localhost"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(
+        &server_leaf,
+        Some(&ca),
+        Versions::Tls12ZooKeeperLike,
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.unwrap()
+    });
+    let dyn_connector: Arc<dyn Connector> = Arc::new(mtls_client(&ca));
+    let mut stream = dyn_connector
+        .connect(&localhost(addr), DEADLINE)
+        .await
+        .unwrap();
+    let mut server = server.await.unwrap();
+    // A mark of 300 bytes; one 10-byte record is 39 bytes on the wire (TLS 1.2, AES-GCM).
+    assert!(zk_transport::set_receive_low_water(&*stream, 300));
+    server.write_all(&[7; 10]).await.unwrap();
+    server.flush().await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "woken for one small record with a mark of 300"
+    );
+
+    for _ in 0..10 {
+        server.write_all(&[8; 20]).await.unwrap();
+        server.flush().await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 210 {
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("woken once the records reach the mark")
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+        // Everything is buffered now: take the rest at once, without waiting for more.
+        assert!(zk_transport::set_receive_low_water(&*stream, 1));
+    }
+    assert_eq!(&got[..10], &[7; 10]);
+    assert!(got[10..].iter().all(|&b| b == 8));
+}
