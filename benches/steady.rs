@@ -8,7 +8,9 @@
 //!   process from `/proc/<pid>/task/*/schedstat`; no `getrusage`, which would need `unsafe`);
 //! - sequential read latency (2,000 timed `getData`, p50/p99);
 //! - memory per idle session: RSS growth (`/proc/<pid>/statm`) of a fresh process opening 1,000
-//!   idle sessions.
+//!   idle sessions;
+//! - `steady/batching`: zk-failover alone, reply batching on ÷ off in paired rounds, over plain
+//!   TCP and then over mutual TLS (a second ensemble, started once the first is gone).
 //!
 //! The servers run with `-XX:TieredStopAtLevel=4` (C2, unlike the testkit's fast-start default)
 //! because their throughput is part of what is measured. The three JVMs share the machine with
@@ -40,6 +42,9 @@ const PAYLOAD: [u8; 16] = [0x5a; 16];
 /// Paired rounds of the pipelined-read comparison, and reads per client per round.
 const PAIRED_ROUNDS: usize = 8;
 const PAIRED_READS: u64 = 60_000;
+/// Paired rounds of reply batching on and off, and reads per setting per round.
+const BATCHING_ROUNDS: usize = 6;
+const BATCHING_READS: u64 = 40_000;
 
 #[derive(Clone)]
 enum Rc {
@@ -121,7 +126,8 @@ fn main() {
             }
         }
         println!(
-            "steady/paired: benchmark\nsteady/latency: benchmark\nsteady/idle_memory: benchmark"
+            "steady/paired: benchmark\nsteady/latency: benchmark\nsteady/idle_memory: benchmark\n\
+             steady/batching: benchmark"
         );
         return;
     }
@@ -372,6 +378,14 @@ fn main() {
         results.add("paired_read_256", "zk-failover", "cpu_ratio", cpu_ratio);
     }
 
+    // Reply batching on and off over plain TCP (the TLS rounds run at the end, on a server
+    // of their own).
+    if args.selected("steady/batching") {
+        let off = rt.block_on(connect_ours(&connstr, None, false));
+        batching_rounds(&rt, &args, "plain", &ours, &off, &mut results);
+        rt.block_on(off.close());
+    }
+
     // Sequential read latency: individually timed reads.
     if args.selected("steady/latency") {
         let n = if args.mode == Mode::Bench { 2000 } else { 50 };
@@ -441,6 +455,12 @@ fn main() {
             }
         }
     }
+    // Reply batching over TLS: a standalone server with a `secureClientPort` (Netty), started
+    // once the ensemble is gone so the two do not share the cores.
+    drop(ens);
+    if args.selected("steady/batching") {
+        tls_batching(&rt, &args, &mut results);
+    }
     let name = if args.mode == Mode::Bench {
         "steady"
     } else {
@@ -456,11 +476,145 @@ fn main() {
     if args.mode == Mode::Bench && std::env::var_os("ZK_BENCH_DOCS").is_some() {
         report::render();
     }
-    drop(ens);
     println!(
         "steady: finished in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A zk-failover client on `connstr` (over TLS with `tls`), with reply batching on or off.
+async fn connect_ours(connstr: &str, tls: Option<zk_client::TlsConfig>, batching: bool) -> Client {
+    let mut b = Client::builder(connstr)
+        .session_timeout(T)
+        .configure_session(move |cfg| {
+            cfg.rng_seed = varied_seed();
+            cfg.reply_batching = batching;
+        });
+    if let Some(t) = tls {
+        b = b.tls(t);
+    }
+    b.connect().await.expect("zk-client connect")
+}
+
+/// Paired rounds of 256 reads in flight, batching on and off alternating (ABBA), the same
+/// number of reads each: ops/s and client CPU per read, and their ratios on ÷ off per round.
+fn batching_rounds(
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    transport: &str,
+    on: &Client,
+    off: &Client,
+    results: &mut Results,
+) {
+    let (rounds, n) = if args.mode == Mode::Bench {
+        (BATCHING_ROUNDS, BATCHING_READS)
+    } else {
+        (1, 300)
+    };
+    let (mut ops_ratio, mut cpu_ratio) = (Vec::new(), Vec::new());
+    let (mut on_cpu, mut off_cpu) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut order = [true, false];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut got = [(0.0, 0.0); 2];
+        for batching in order {
+            let client = Rc::Ours(if batching { on.clone() } else { off.clone() });
+            let cpu0 = sys::threads_cpu(None, "");
+            let wall = rt.block_on(run_ops(&client, Op::Read, 256, n));
+            let cpu = sys::threads_cpu(None, "").saturating_sub(cpu0);
+            got[usize::from(!batching)] = (
+                n as f64 / wall.as_secs_f64().max(1e-9),
+                cpu.as_secs_f64() * 1e6 / n as f64,
+            );
+        }
+        println!(
+            "steady/batching/{transport}/{round}: on {:.0} ops/s {:.1} µs/op, off {:.0} ops/s {:.1} µs/op",
+            got[0].0, got[0].1, got[1].0, got[1].1
+        );
+        ops_ratio.push(got[0].0 / got[1].0);
+        cpu_ratio.push(got[0].1 / got[1].1);
+        on_cpu.push(got[0].1);
+        off_cpu.push(got[1].1);
+    }
+    println!(
+        "steady/batching/{transport}: 256 reads in flight, {rounds} rounds, on ÷ off: ops/s {:.2}×, CPU/op {:.2}× ({:.1} vs {:.1} µs)",
+        median(&ops_ratio),
+        median(&cpu_ratio),
+        median(&on_cpu),
+        median(&off_cpu)
+    );
+    let group = format!("batching_{transport}");
+    results.add(&group, "zk-failover", "ops_ratio", ops_ratio);
+    results.add(&group, "zk-failover", "cpu_ratio", cpu_ratio);
+    results.add(&group, "zk-failover", "cpu_us_on", on_cpu);
+    results.add(&group, "zk-failover", "cpu_us_off", off_cpu);
+}
+
+/// [`batching_rounds`] over TLS 1.2 with client certificates, on a 3-node ensemble of its own
+/// (TLS needs Netty's connection factory) and, like the plain rounds, on a follower's
+/// `secureClientPort` (Netty writes each reply as a TLS record of its own).
+fn tls_batching(rt: &tokio::runtime::Runtime, args: &Args, results: &mut Results) {
+    let (node, cs) = rt.block_on(async {
+        let ens = Ensemble::builder()
+            .nodes(3)
+            .tick_time(Duration::from_millis(200))
+            .config("maxClientCnxns", "0")
+            .jvm_flag("-XX:TieredStopAtLevel=4")
+            .tls(zk_testkit::TlsOptions::default())
+            .start()
+            .await
+            .expect("start the TLS ensemble");
+        let leader = ens
+            .wait_for_leader(Duration::from_secs(30))
+            .await
+            .expect("leader");
+        let follower = ens.node((leader + 1) % 3);
+        let cs = follower.secure_addr().expect("a secure port").to_string();
+        (ens, cs)
+    });
+    let m = node.tls().expect("TLS material").clone();
+    let config = || {
+        zk_client::TlsConfig::builder()
+            .ca_pem(&m.ca_pem)
+            .expect("CA")
+            .client_cert_pem(&m.client_cert_pem, &m.client_key_pem)
+            .expect("client certificate")
+            .build()
+            .expect("TLS config")
+    };
+    let (on, off) = rt.block_on(async {
+        let on = connect_ours(&cs, Some(config()), true).await;
+        let off = connect_ours(&cs, Some(config()), false).await;
+        match on
+            .create(
+                "/probe",
+                &PAYLOAD[..],
+                &acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
+            .await
+        {
+            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Err(e) => panic!("create /probe: {e}"),
+        }
+        if args.mode == Mode::Bench {
+            // The new server's JIT, as for the ensemble.
+            for _ in 0..3 {
+                for c in [&on, &off] {
+                    run_ops(&Rc::Ours(c.clone()), Op::Read, 64, 40_000).await;
+                }
+            }
+        }
+        (on, off)
+    });
+    batching_rounds(rt, args, "tls", &on, &off, results);
+    rt.block_on(async {
+        on.close().await;
+        off.close().await;
+    });
+    drop(node);
 }
 
 fn report_latency(results: &mut Results, who: Who, lat_us: &[f64]) {
