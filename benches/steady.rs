@@ -170,18 +170,7 @@ fn main() {
             .connect()
             .await
             .expect("zk-client connect");
-        match ours
-            .create(
-                "/probe",
-                &PAYLOAD[..],
-                &acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
-            .await
-        {
-            Ok(_) | Err(zk_client::Error::NodeExists) => {}
-            Err(e) => panic!("create /probe: {e}"),
-        }
+        ensure_probe(&ours).await;
         let zkc = zookeeper_client::Client::connector()
             .with_session_timeout(T)
             .connect(&connstr)
@@ -338,44 +327,23 @@ fn main() {
     // the same number of reads each, so the servers' drift (JIT, GC) weighs on both alike; the
     // ratio is taken per round. Criterion's rows above measure each client in one block.
     if args.mode == Mode::Bench && args.selected("steady/paired") {
-        let (rounds, n) = (PAIRED_ROUNDS, PAIRED_READS);
-        let mut ops_ratio = Vec::new();
-        let mut cpu_ratio = Vec::new();
-        for round in 0..rounds {
-            let mut order = [Who::Ours, Who::Zkc];
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            let mut got = [(0.0, 0.0); 2];
-            for who in order {
-                let client = if who == Who::Ours {
-                    Rc::Ours(ours.clone())
-                } else {
-                    Rc::Zkc(zkc.clone())
-                };
-                let cpu0 = sys::threads_cpu(None, "");
-                let wall = rt.block_on(run_ops(&client, Op::Read, 256, n));
-                let cpu = sys::threads_cpu(None, "").saturating_sub(cpu0);
-                let slot = usize::from(who != Who::Ours);
-                got[slot] = (
-                    n as f64 / wall.as_secs_f64().max(1e-9),
-                    cpu.as_secs_f64() * 1e6 / n as f64,
-                );
-            }
-            println!(
-                "steady/paired/{round}: zk-failover {:.0} ops/s {:.1} µs/op, zookeeper-client {:.0} ops/s {:.1} µs/op",
-                got[0].0, got[0].1, got[1].0, got[1].1
-            );
-            ops_ratio.push(got[0].0 / got[1].0);
-            cpu_ratio.push(got[0].1 / got[1].1);
-        }
-        println!(
-            "steady/paired: 256 reads in flight, {rounds} rounds: ops/s ratio median {:.2}×, CPU/op ratio median {:.2}×",
-            median(&ops_ratio),
-            median(&cpu_ratio)
+        let p = paired_rounds(
+            &rt,
+            [
+                ("zk-failover", Rc::Ours(ours.clone())),
+                ("zookeeper-client", Rc::Zkc(zkc.clone())),
+            ],
+            PAIRED_ROUNDS,
+            PAIRED_READS,
+            "steady/paired",
         );
-        results.add("paired_read_256", "zk-failover", "ops_ratio", ops_ratio);
-        results.add("paired_read_256", "zk-failover", "cpu_ratio", cpu_ratio);
+        println!(
+            "steady/paired: 256 reads in flight, {PAIRED_ROUNDS} rounds: ops/s ratio median {:.2}×, CPU/op ratio median {:.2}×",
+            median(&p.ops_ratio),
+            median(&p.cpu_ratio)
+        );
+        results.add("paired_read_256", "zk-failover", "ops_ratio", p.ops_ratio);
+        results.add("paired_read_256", "zk-failover", "cpu_ratio", p.cpu_ratio);
     }
 
     // Reply batching on and off over plain TCP (the TLS rounds run at the end, on a server
@@ -482,6 +450,71 @@ fn main() {
     );
 }
 
+/// What [`paired_rounds`] measured: per round, the first client's ops/s and CPU per read
+/// divided by the second's, and each client's CPU per read (µs).
+struct Paired {
+    ops_ratio: Vec<f64>,
+    cpu_ratio: Vec<f64>,
+    cpu: [Vec<f64>; 2],
+}
+
+/// Two clients alternate (ABBA) with the same `n` reads each, 256 in flight, so the servers'
+/// drift (JIT, GC) weighs on both alike; the ratios are taken per round.
+fn paired_rounds(
+    rt: &tokio::runtime::Runtime,
+    clients: [(&str, Rc); 2],
+    rounds: usize,
+    n: u64,
+    label: &str,
+) -> Paired {
+    let mut p = Paired {
+        ops_ratio: Vec::new(),
+        cpu_ratio: Vec::new(),
+        cpu: [Vec::new(), Vec::new()],
+    };
+    for round in 0..rounds {
+        let mut order = [0, 1];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut got = [(0.0, 0.0); 2];
+        for i in order {
+            let cpu0 = sys::threads_cpu(None, "");
+            let wall = rt.block_on(run_ops(&clients[i].1, Op::Read, 256, n));
+            let cpu = sys::threads_cpu(None, "").saturating_sub(cpu0);
+            got[i] = (
+                n as f64 / wall.as_secs_f64().max(1e-9),
+                cpu.as_secs_f64() * 1e6 / n as f64,
+            );
+        }
+        println!(
+            "{label}/{round}: {} {:.0} ops/s {:.1} µs/op, {} {:.0} ops/s {:.1} µs/op",
+            clients[0].0, got[0].0, got[0].1, clients[1].0, got[1].0, got[1].1
+        );
+        p.ops_ratio.push(got[0].0 / got[1].0);
+        p.cpu_ratio.push(got[0].1 / got[1].1);
+        p.cpu[0].push(got[0].1);
+        p.cpu[1].push(got[1].1);
+    }
+    p
+}
+
+/// Creates `/probe`, the node every benchmark reads, unless it exists.
+async fn ensure_probe(c: &Client) {
+    match c
+        .create(
+            "/probe",
+            &PAYLOAD[..],
+            &acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+    {
+        Ok(_) | Err(zk_client::Error::NodeExists) => {}
+        Err(e) => panic!("create /probe: {e}"),
+    }
+}
+
 /// A zk-failover client on `connstr` (over TLS with `tls`), with reply batching on or off.
 async fn connect_ours(connstr: &str, tls: Option<zk_client::TlsConfig>, batching: bool) -> Client {
     let mut b = Client::builder(connstr)
@@ -511,43 +544,24 @@ fn batching_rounds(
     } else {
         (1, 300)
     };
-    let (mut ops_ratio, mut cpu_ratio) = (Vec::new(), Vec::new());
-    let (mut on_cpu, mut off_cpu) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let mut order = [true, false];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        let mut got = [(0.0, 0.0); 2];
-        for batching in order {
-            let client = Rc::Ours(if batching { on.clone() } else { off.clone() });
-            let cpu0 = sys::threads_cpu(None, "");
-            let wall = rt.block_on(run_ops(&client, Op::Read, 256, n));
-            let cpu = sys::threads_cpu(None, "").saturating_sub(cpu0);
-            got[usize::from(!batching)] = (
-                n as f64 / wall.as_secs_f64().max(1e-9),
-                cpu.as_secs_f64() * 1e6 / n as f64,
-            );
-        }
-        println!(
-            "steady/batching/{transport}/{round}: on {:.0} ops/s {:.1} µs/op, off {:.0} ops/s {:.1} µs/op",
-            got[0].0, got[0].1, got[1].0, got[1].1
-        );
-        ops_ratio.push(got[0].0 / got[1].0);
-        cpu_ratio.push(got[0].1 / got[1].1);
-        on_cpu.push(got[0].1);
-        off_cpu.push(got[1].1);
-    }
+    let p = paired_rounds(
+        rt,
+        [("on", Rc::Ours(on.clone())), ("off", Rc::Ours(off.clone()))],
+        rounds,
+        n,
+        &format!("steady/batching/{transport}"),
+    );
+    let [on_cpu, off_cpu] = p.cpu;
     println!(
         "steady/batching/{transport}: 256 reads in flight, {rounds} rounds, on ÷ off: ops/s {:.2}×, CPU/op {:.2}× ({:.1} vs {:.1} µs)",
-        median(&ops_ratio),
-        median(&cpu_ratio),
+        median(&p.ops_ratio),
+        median(&p.cpu_ratio),
         median(&on_cpu),
         median(&off_cpu)
     );
     let group = format!("batching_{transport}");
-    results.add(&group, "zk-failover", "ops_ratio", ops_ratio);
-    results.add(&group, "zk-failover", "cpu_ratio", cpu_ratio);
+    results.add(&group, "zk-failover", "ops_ratio", p.ops_ratio);
+    results.add(&group, "zk-failover", "cpu_ratio", p.cpu_ratio);
     results.add(&group, "zk-failover", "cpu_us_on", on_cpu);
     results.add(&group, "zk-failover", "cpu_us_off", off_cpu);
 }
@@ -587,18 +601,7 @@ fn tls_batching(rt: &tokio::runtime::Runtime, args: &Args, results: &mut Results
     let (on, off) = rt.block_on(async {
         let on = connect_ours(&cs, Some(config()), true).await;
         let off = connect_ours(&cs, Some(config()), false).await;
-        match on
-            .create(
-                "/probe",
-                &PAYLOAD[..],
-                &acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
-            .await
-        {
-            Ok(_) | Err(zk_client::Error::NodeExists) => {}
-            Err(e) => panic!("create /probe: {e}"),
-        }
+        ensure_probe(&on).await;
         if args.mode == Mode::Bench {
             // The new server's JIT, as for the ensemble.
             for _ in 0..3 {

@@ -12,8 +12,8 @@ mod real;
 use std::time::Duration;
 
 use real::{
-    Reader, Timeline, connected, create_req, exists, heal, hosts, node_of, open, open_in_order,
-    open_with, reconnected, scenario,
+    Reader, Timeline, connected, create_req, ephemeral, exists, followers_only, heal, hosts,
+    node_of, open, open_in_order, open_with, reconnected, scenario,
 };
 use std::sync::Arc;
 use zk_proto::ErrorCode;
@@ -44,17 +44,12 @@ fn kill_of_connected_server_keeps_session_and_ephemeral() {
     scenario(ensemble, |ens| async move {
         // Followers only, so the pause bound below is the client's and not an election's
         // (the leader's crash is `kill_of_the_leader_keeps_the_session`).
-        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-        let (h, events) = open(&hosts(ens, &followers), T);
+        let (_, followers) = followers_only(ens).await;
+        let (h, events) = open(&followers, T);
         let timeline = Timeline::start(events);
         connected(&h).await;
         let id = h.session_id();
-        let path = format!("/eph-kill-{id:x}");
-        assert_eq!(
-            h.submit(create_req(&path, true)).await.unwrap().err,
-            ErrorCode::Ok
-        );
+        let path = ephemeral(&h, "eph-kill").await;
         let reader = Reader::start(h.clone());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let victim = node_of(ens, &h);
@@ -125,17 +120,12 @@ fn frozen_server_is_left_before_the_session_expires() {
         // The session is given the followers only, so the frozen server is a follower and
         // the ensemble keeps serving: the pause is the client's alone (a frozen leader is
         // the next test).
-        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-        let (h, events) = open(&hosts(ens, &followers), T);
+        let (leader, followers) = followers_only(ens).await;
+        let (h, events) = open(&followers, T);
         let timeline = Timeline::start(events);
         connected(&h).await;
         let id = h.session_id();
-        let path = format!("/eph-freeze-{id:x}");
-        assert_eq!(
-            h.submit(create_req(&path, true)).await.unwrap().err,
-            ErrorCode::Ok
-        );
+        let path = ephemeral(&h, "eph-freeze").await;
         let reader = Reader::start(h.clone());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let victim = node_of(ens, &h);
@@ -180,11 +170,7 @@ fn frozen_leader_is_left_and_the_session_outlives_the_election() {
         connected(&h).await;
         assert_eq!(node_of(ens, &h), leader);
         let id = h.session_id();
-        let path = format!("/eph-freeze-leader-{id:x}");
-        assert_eq!(
-            h.submit(create_req(&path, true)).await.unwrap().err,
-            ErrorCode::Ok
-        );
+        let path = ephemeral(&h, "eph-freeze-leader").await;
         let reader = Reader::start(h.clone());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let frozen_at = std::time::Instant::now();
@@ -264,11 +250,7 @@ fn kill_of_the_leader_keeps_the_session() {
         let (h, _events) = open(&ens.connect_string(), T);
         connected(&h).await;
         let id = h.session_id();
-        let path = format!("/eph-leader-{id:x}");
-        assert_eq!(
-            h.submit(create_req(&path, true)).await.unwrap().err,
-            ErrorCode::Ok
-        );
+        let path = ephemeral(&h, "eph-leader").await;
         let reader = Reader::start(h.clone());
         let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
         ens.node(leader).kill().unwrap();
@@ -288,11 +270,7 @@ fn rolling_restart_under_load_never_expires_the_session() {
         let (h, _events) = open(&ens.connect_string(), T);
         connected(&h).await;
         let id = h.session_id();
-        let path = format!("/eph-rolling-{id:x}");
-        assert_eq!(
-            h.submit(create_req(&path, true)).await.unwrap().err,
-            ErrorCode::Ok
-        );
+        let path = ephemeral(&h, "eph-rolling").await;
         let reader = Reader::start(h.clone());
         for i in 0..3 {
             ens.node(i).kill().unwrap();
@@ -373,13 +351,8 @@ fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
     scenario(ensemble, |ens| async move {
         let t = Duration::from_secs(30);
         // Followers only: the bound below is the detector's, not an election's.
-        let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-        let (h, events) = open_with(
-            &hosts(ens, &followers),
-            adaptive(t),
-            Arc::new(TcpConnector::new()),
-        );
+        let (_, followers) = followers_only(ens).await;
+        let (h, events) = open_with(&followers, adaptive(t), Arc::new(TcpConnector::new()));
         let timeline = Timeline::start(events);
         connected(&h).await;
         assert_eq!(h.negotiated_timeout(), Some(t));

@@ -8,8 +8,7 @@ mod real;
 
 use std::time::Duration;
 
-use real::{Reader, connected, create_req, exists, node_of, open, reconnected, scenario};
-use zk_proto::ErrorCode;
+use real::{Reader, connected, ephemeral, exists, node_of, open, reconnected, scenario};
 use zk_testkit::{Ensemble, EnsembleBuilder};
 
 /// When the leader is one of the two frozen, the survivors elect a new one; that took up to
@@ -31,11 +30,7 @@ fn two_of_five_frozen_keeps_the_session() {
             let (h, _events) = open(&ens.connect_string(), T);
             connected(&h).await;
             let id = h.session_id();
-            let path = format!("/eph-5-{id:x}");
-            assert_eq!(
-                h.submit(create_req(&path, true)).await.unwrap().err,
-                ErrorCode::Ok
-            );
+            let path = ephemeral(&h, "eph-5").await;
             let reader = Reader::start(h.clone());
             let victim = node_of(ens, &h);
             let other = (victim + 1 + round) % 5;

@@ -8,8 +8,7 @@ mod real;
 use std::sync::Arc;
 use std::time::Duration;
 
-use real::{Reader, connected, create_req, exists, node_of, open_with, reconnected, scenario};
-use zk_proto::ErrorCode;
+use real::{Reader, connected, ephemeral, exists, node_of, open_with, reconnected, scenario};
 use zk_session::{SessionConfig, SessionState};
 use zk_testkit::{Ensemble, EnsembleBuilder, TlsOptions};
 use zk_transport::{TlsConfig, TlsConnector};
@@ -38,11 +37,7 @@ fn mutual_tls_session_survives_a_crash() {
         let (h, _events) = open_with(&cs, SessionConfig::with_timeout(T), tls(ens, true));
         connected(&h).await;
         let id = h.session_id();
-        let path = format!("/tls-eph-{id:x}");
-        assert_eq!(
-            h.submit(create_req(&path, true)).await.unwrap().err,
-            ErrorCode::Ok
-        );
+        let path = ephemeral(&h, "tls-eph").await;
         let victim = node_of(ens, &h);
         ens.node(victim).kill().unwrap();
         reconnected(&h, 1).await;

@@ -107,6 +107,14 @@ pub fn open_in_order(
     spawn(session, Arc::new(TcpConnector::new()))
 }
 
+/// The leader, and a connection string of the other nodes' proxies: sessions on it never sit
+/// on the leader, so a fault injected into their server does not start an election.
+pub async fn followers_only(ens: &Ensemble) -> (usize, String) {
+    let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+    let followers: Vec<usize> = (0..ens.nodes().len()).filter(|&i| i != leader).collect();
+    (leader, hosts(ens, &followers))
+}
+
 /// A connection string of the given nodes' proxies, in that order.
 pub fn hosts(ens: &Ensemble, nodes: &[usize]) -> String {
     nodes
@@ -179,6 +187,14 @@ pub async fn exists(h: &SessionHandle, path: &str) -> bool {
         ErrorCode::NoNode => false,
         other => panic!("exists {path}: {other:?}"),
     }
+}
+
+/// Creates the ephemeral node `/<prefix>-<session id>` on the session; returns its path.
+pub async fn ephemeral(h: &SessionHandle, prefix: &str) -> String {
+    let path = format!("/{prefix}-{:x}", h.session_id());
+    let reply = h.submit(create_req(&path, true)).await.unwrap();
+    assert_eq!(reply.err, ErrorCode::Ok, "create {path}");
+    path
 }
 
 /// Which node the session is on.
