@@ -48,8 +48,11 @@ pub struct SessionConfig {
     pub max_discard_frame: usize,
     /// At most this many requests are written and not yet answered; the rest wait in order.
     pub max_in_flight: usize,
-    /// Consecutive short-lived connections closed by the server (another client is using
-    /// this session) before the engine gives up with `SessionState::TakenOver`.
+    /// Consecutive short-lived connections (younger than T/3, 0.5–2 s) closed by the server
+    /// in an orderly way, with every handshake in between succeeding at once, before the
+    /// engine concludes that another client is using this session and gives up with
+    /// `SessionState::TakenOver`. Resets, silences and any failed attempt (a crash or an
+    /// election, not a twin) start the count again.
     pub takeover_limit: u32,
     /// Seed for host shuffling and jitter. The default differs for every session (so many
     /// clients spread out); fix it to make a simulation reproducible.

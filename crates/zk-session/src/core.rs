@@ -989,6 +989,18 @@ impl Session {
     /// An attempt on one address failed: next address, next host, or back off.
     fn attempt_failed(&mut self, now: Instant, attempt: Attempt, failure: HostFailure) {
         self.timers.stop(Timer::Attempt);
+        // A twin taking the session over leaves every server healthy: each of our handshakes
+        // succeeds and is cut short. A failed attempt shows servers in trouble (a crash, an
+        // election, a partition), which explains the young connections that were closed.
+        if self.takeover_strikes > 0 {
+            debug!(
+                target: "zk_session::takeover",
+                ?failure,
+                strikes = self.takeover_strikes,
+                "attempt failed: the servers are in trouble, not taken over"
+            );
+            self.takeover_strikes = 0;
+        }
         // Reads pipelined behind a handshake that failed go back to the queue.
         self.requeue_in_flight(false);
         self.counters.failed_attempts += 1;
@@ -1563,13 +1575,20 @@ impl Session {
                 // shows up here as a young connection closed by the server.
                 let window =
                     (self.timeout() / 3).clamp(Duration::from_millis(500), Duration::from_secs(2));
-                if failure == HostFailure::ConnectionLost
-                    && now.saturating_duration_since(since) < window
-                {
+                let age = now.saturating_duration_since(since);
+                if failure == HostFailure::ConnectionLost && age < window {
                     self.takeover_strikes += 1;
                 } else {
                     self.takeover_strikes = 0;
                 }
+                debug!(
+                    target: "zk_session::takeover",
+                    session = format_args!("{:#x}", self.session_id),
+                    ?failure,
+                    age_ms = age.as_millis(),
+                    strikes = self.takeover_strikes,
+                    "connection ended"
+                );
                 if self.takeover_strikes >= self.cfg.takeover_limit {
                     warn!(
                         strikes = self.takeover_strikes,

@@ -488,6 +488,36 @@ fn takeover_ping_pong_ends_in_a_typed_state() {
     assert!(sim.core.counters().reconnects <= 6);
 }
 
+/// Found by the chaos suite: leaders killed or frozen every second or two close every
+/// follower's connections, often within T/3 of their handshake — the same young, orderly
+/// closes a twin produces. But between them the servers were electing (accepting and
+/// closing), which a twin never causes: that is no take-over.
+#[test]
+fn young_connections_closed_by_elections_are_not_a_takeover() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    for round in 0..8 {
+        sim.run_for(Duration::from_millis(100));
+        // The leader dies: every server closes its client connections and elects.
+        let on = sim.connected_host().unwrap();
+        sim.crash(on);
+        for h in 0..3 {
+            sim.set_mode(h, Mode::Electing);
+        }
+        sim.run_for(Duration::from_millis(300));
+        for h in 0..3 {
+            sim.set_mode(h, Mode::Up);
+        }
+        assert!(
+            sim.run_until_cond(Duration::from_secs(2), |s| s.state()
+                == SessionState::Connected),
+            "round {round}: {:?}",
+            sim.state()
+        );
+    }
+    assert_eq!(sim.core.counters().reconnects, 8);
+}
+
 #[test]
 fn dns_name_with_several_addresses_tries_each() {
     let specs = vec![HostSpec {

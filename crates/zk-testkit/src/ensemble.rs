@@ -717,23 +717,37 @@ impl Ensemble {
         }
     }
 
-    /// Wait until every live node (running and not frozen) answers `srvr` with a `Mode:`.
+    /// Wait until every live node (running and not frozen) answers `srvr` with a `Mode:`, and
+    /// no two of them claim to lead.
+    ///
+    /// A leader that was frozen and is thawed after the others elected a new one still says
+    /// `Mode: leader` (and accepts sessions) until it notices, about a tick later, that no
+    /// quorum follows it; an ensemble is not healed before it steps down.
     pub async fn wait_serving(&self, timeout: Duration) -> Result<(), TestkitError> {
         let deadline = Instant::now() + timeout;
         loop {
             let mut missing = Vec::new();
+            let mut leaders = Vec::new();
             for n in &self.nodes {
-                if n.is_live() && !n.is_serving().await {
-                    missing.push(n.index);
+                if !n.is_live() {
+                    continue;
+                }
+                match n.mode().await.as_deref() {
+                    None => missing.push(n.index),
+                    Some("leader") => leaders.push(n.index),
+                    Some(_) => {}
                 }
             }
-            if missing.is_empty() {
+            if missing.is_empty() && leaders.len() <= 1 {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(
-                    self.not_serving_error(timeout, format!("nodes {missing:?} not serving"))
-                );
+                let reason = if missing.is_empty() {
+                    format!("nodes {leaders:?} all say they lead")
+                } else {
+                    format!("nodes {missing:?} not serving")
+                };
+                return Err(self.not_serving_error(timeout, reason));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
