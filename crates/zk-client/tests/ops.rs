@@ -222,6 +222,7 @@ fn crud_and_error_cases() {
         assert_eq!(c.get_data("/crud").await.unwrap_err(), Error::Closed);
         // Ephemerals went with the session.
         let other = root().await;
+        other.sync("/").await.unwrap();
         assert_eq!(other.exists(&e).await.unwrap(), None);
     });
 }
@@ -241,6 +242,7 @@ fn chroot_everywhere() {
                 .unwrap(),
             "/a"
         );
+        r.sync("/chroot").await.unwrap();
         assert_eq!(r.get_data("/chroot/a").await.unwrap().0, Bytes::from("x"));
         let seq = c
             .create("/a/s-", "", &open, CreateMode::EphemeralSequential)
@@ -510,6 +512,10 @@ fn acls_and_digest_auth() {
         assert_eq!(acl_list[0].perms, zk_client::perms::ALL);
 
         let stranger = root().await;
+        // Sessions on different servers: ZooKeeper orders each session's view, not views
+        // across sessions, so a session syncs before reading another one's fresh write (a
+        // lagging follower answered NoAuth for an ACL already changed, once in CI).
+        stranger.sync("/acl/private").await.unwrap();
         assert_eq!(
             stranger.get_data("/acl/private").await.unwrap_err(),
             Error::NoAuth
@@ -543,6 +549,7 @@ fn acls_and_digest_auth() {
             .connect()
             .await
             .unwrap();
+        alice.sync("/acl/private").await.unwrap();
         assert_eq!(
             alice.get_data("/acl/private").await.unwrap().0,
             Bytes::from("s3cret")
@@ -568,6 +575,7 @@ fn acls_and_digest_auth() {
             owner.set_acl("/acl/private", &list, -1).await.unwrap_err(),
             Error::NoAuth
         );
+        stranger.sync("/acl/private").await.unwrap();
         assert_eq!(
             stranger.get_data("/acl/private").await.unwrap().0,
             Bytes::from("s3cret")
@@ -607,6 +615,7 @@ fn one_shot_and_persistent_watches() {
             .unwrap();
 
         // Data watch: fires once on a change.
+        w.sync("/w").await.unwrap();
         let (_, _, dw) = w.get_data_watch("/w/d").await.unwrap();
         c.set_data("/w/d", "1", -1).await.unwrap();
         c.set_data("/w/d", "2", -1).await.unwrap();
@@ -861,6 +870,7 @@ fn client_side_errors_and_session_lifecycle() {
             .await
             .unwrap();
         assert_eq!(b.session_id(), a.session_id());
+        b.sync("/").await.unwrap();
         assert_eq!(
             b.get_ephemerals("/").await.unwrap(),
             vec!["/resumed".to_owned()]
@@ -868,6 +878,7 @@ fn client_side_errors_and_session_lifecycle() {
         // Closing through one handle ends the session for both.
         b.close().await;
         let third = root().await;
+        third.sync("/").await.unwrap();
         assert_eq!(third.exists("/resumed").await.unwrap(), None);
         // A closed session cannot be resumed.
         let err = Client::builder(&ens().connect_string())
@@ -885,6 +896,7 @@ fn client_side_errors_and_session_lifecycle() {
             .unwrap();
         let d2 = d.clone();
         drop(d);
+        third.sync("/").await.unwrap();
         assert!(
             third.exists("/dropped").await.unwrap().is_some(),
             "a clone is alive"
