@@ -665,6 +665,9 @@ fn one_shot_and_persistent_watches() {
         c.create("/w/p", "", &open, CreateMode::Persistent)
             .await
             .unwrap();
+        // (w may sit on another server than c: sync, or the watch can be set before that
+        // server applied the create, and report it.)
+        w.sync("/w").await.unwrap();
         let mut pw = w.add_watch("/w/p", AddWatchMode::Persistent).await.unwrap();
         for i in 0..3 {
             c.set_data("/w/p", format!("{i}"), -1).await.unwrap();
@@ -715,6 +718,7 @@ fn one_shot_and_persistent_watches() {
         c.create("/w/r", "", &open, CreateMode::Persistent)
             .await
             .unwrap();
+        w.sync("/w").await.unwrap();
         let mut rw = w
             .add_watch("/w/r", AddWatchMode::PersistentRecursive)
             .await
