@@ -97,6 +97,8 @@ impl Rng {
 #[derive(Default)]
 struct Shared {
     violations: Mutex<Vec<String>>,
+    /// Faults of the servers themselves, reported but not held against the client.
+    anomalies: Mutex<Vec<String>>,
     faults: Mutex<BTreeMap<&'static str, u64>>,
     calls: AtomicU64,
     creates_acked: AtomicU64,
@@ -117,6 +119,15 @@ impl Shared {
         let line = format!("[{at:7.2}s] {what}");
         let _ = writeln!(std::io::stderr(), "chaos VIOLATION {line}");
         self.violations.lock().unwrap().push(line);
+    }
+
+    /// Something the servers did wrong that no client could cause or prevent (the replicas
+    /// disagree at the end): reported, not counted as a violation.
+    fn anomaly(&self, what: String) {
+        let at = self.elapsed();
+        let line = format!("[{at:7.2}s] {what}");
+        let _ = writeln!(std::io::stderr(), "chaos SERVER ANOMALY {line}");
+        self.anomalies.lock().unwrap().push(line);
     }
 
     fn fault(&self, kind: &'static str) {
@@ -1186,7 +1197,16 @@ async fn run(seed: u64, secs: u64) {
         *f = (counter_value(&data).unwrap_or(-1), stat.version);
     }
 
-    check_creates(&sh, &logs, &children);
+    // Each replica's own view, to tell a node the ensemble lost from one that a diverged
+    // replica (the observer's) lacks.
+    let mut replicas = Vec::new();
+    for (i, node) in ens.nodes().iter().enumerate() {
+        let c = connect(&node.client_addr().to_string()).await;
+        c.sync("/chaos").await.unwrap();
+        replicas.push((i, c.get_children("/chaos/seq").await.unwrap()));
+        c.close().await;
+    }
+    check_creates(&sh, &logs, &children, &replicas);
     check_counters(&sh, &logs, &finals);
     check_persistent_watch(&sh, &logs, &watch_log, &finals);
 
@@ -1265,6 +1285,17 @@ async fn run(seed: u64, secs: u64) {
         sh.retryable_errors.load(Ordering::Relaxed),
         sh.slowest_call_ms.load(Ordering::Relaxed),
     );
+    let anomalies = sh.anomalies.lock().unwrap().clone();
+    if !anomalies.is_empty() {
+        let _ = writeln!(
+            out,
+            "  server anomalies (not the client's): {}",
+            anomalies.len()
+        );
+        for a in &anomalies {
+            let _ = writeln!(out, "    {a}");
+        }
+    }
     let _ = writeln!(out, "  violations: {}", violations.len());
     for v in &violations {
         let _ = writeln!(out, "    {v}");
@@ -1289,7 +1320,32 @@ async fn run(seed: u64, secs: u64) {
     );
 }
 
-fn check_creates(sh: &Shared, logs: &[WorkerLog], children: &[String]) {
+/// `children` is the observer's view of `/chaos/seq`; `replicas` every node's own, by index.
+fn check_creates(
+    sh: &Shared,
+    logs: &[WorkerLog],
+    children: &[String],
+    replicas: &[(usize, Vec<String>)],
+) {
+    let holders = |name: &str| -> Vec<usize> {
+        replicas
+            .iter()
+            .filter(|(_, ch)| ch.iter().any(|c| c == name))
+            .map(|(i, _)| *i)
+            .collect()
+    };
+    let diverged = replicas.windows(2).any(|w| {
+        let (mut x, mut y) = (w[0].1.clone(), w[1].1.clone());
+        x.sort();
+        y.sort();
+        x != y
+    });
+    if diverged {
+        let sizes: Vec<(usize, usize)> = replicas.iter().map(|(i, c)| (*i, c.len())).collect();
+        sh.anomaly(format!(
+            "the replicas disagree on /chaos/seq after sync (node, children): {sizes:?}"
+        ));
+    }
     // Name prefix "w{i}-{k}-" → how many nodes carry it.
     let mut found: HashMap<String, Vec<&String>> = HashMap::new();
     for name in children {
@@ -1305,7 +1361,15 @@ fn check_creates(sh: &Shared, logs: &[WorkerLog], children: &[String]) {
             explained += 1;
             match found.get(prefix).map(Vec::as_slice) {
                 Some([one]) if *one == name => {}
-                other => sh.violation(format!("acknowledged create {name}: found {other:?}")),
+                None if diverged && !holders(name).is_empty() => sh.anomaly(format!(
+                    "acknowledged create {name}: missing on the observer's server, held by \
+                     nodes {:?} (ZooKeeper replicas diverged)",
+                    holders(name)
+                )),
+                other => sh.violation(format!(
+                    "acknowledged create {name}: found {other:?}, on nodes {:?}",
+                    holders(name)
+                )),
             }
         }
         for prefix in &log.seq_unknown {
@@ -1326,7 +1390,7 @@ fn check_creates(sh: &Shared, logs: &[WorkerLog], children: &[String]) {
             }
         }
     }
-    if explained != children.len() {
+    if explained != children.len() && !diverged {
         sh.violation(format!(
             "{} sequential nodes, {explained} explained by the clients' logs",
             children.len()

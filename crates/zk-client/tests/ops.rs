@@ -989,10 +989,29 @@ fn two_clients_resuming_one_session_end_taken_over() {
                 r = sb.wait_for(|s| s.state == SessionState::TakenOver) => r.map(|_| ()),
             }
         };
-        tokio::time::timeout(Duration::from_secs(60), either)
+        if tokio::time::timeout(Duration::from_secs(60), either)
             .await
-            .expect("no client gave up")
-            .unwrap();
+            .is_err()
+        {
+            // ZooKeeper 3.8 closes only a session's registered connections when a handshake
+            // arrives; two overlapping handshakes (one still being revalidated) can both be
+            // kept, and then neither client sees anything. Accepted only with the server's
+            // word for it (tests/shared_session.rs covers the twins in depth).
+            let cons = ens().four_letter(0, "cons").await.unwrap_or_default();
+            let sid = format!("sid={:#x}", a.session_id());
+            assert!(
+                a.state() == SessionState::Connected
+                    && b.state() == SessionState::Connected
+                    && cons.matches(&sid).count() >= 2,
+                "no client gave up in 60 s: a {:?} {:?}, b {:?} {:?}; cons:\n{cons}",
+                a.state(),
+                a.counters(),
+                b.state(),
+                b.counters()
+            );
+            eprintln!("the server kept both twins' connections:\n{cons}");
+            return;
+        }
         let loser = if a.state() == SessionState::TakenOver {
             &a
         } else {

@@ -51,8 +51,10 @@ pub struct SessionConfig {
     /// Consecutive short-lived connections (younger than T/3, 0.5–2 s) closed by the server
     /// in an orderly way, with every handshake in between succeeding at once, before the
     /// engine concludes that another client is using this session and gives up with
-    /// `SessionState::TakenOver`. Resets, silences and any failed attempt (a crash or an
-    /// election, not a twin) start the count again.
+    /// `SessionState::TakenOver`. Resets, silences, a refused or timed-out attempt (a
+    /// crash, a partition) and handshakes still being closed 100 ms after the loss (an
+    /// election; a twin's overlapping handshake closes ours only now and then) start the
+    /// count again.
     pub takeover_limit: u32,
     /// Seed for host shuffling and jitter. The default differs for every session (so many
     /// clients spread out); fix it to make a simulation reproducible.

@@ -62,6 +62,9 @@ const REQUEST_HEADER_LEN: usize = 8;
 const PIPELINED_PREAMBLE_LIMIT: usize = 64 * 1024;
 /// Length of the session password.
 const PASSWORD_LEN: usize = 16;
+/// Handshakes closed before their answer for this long since the connection was lost point to
+/// an election (ZooKeeper's takes at least its 200 ms finalize wait), not to a twin client.
+const ELECTION_EVIDENCE: Duration = Duration::from_millis(100);
 /// The first delay between read-only probes for a read-write server.
 const RO_PROBE_MIN: Duration = Duration::from_millis(100);
 /// The longest delay between read-only probes.
@@ -989,10 +992,18 @@ impl Session {
     /// An attempt on one address failed: next address, next host, or back off.
     fn attempt_failed(&mut self, now: Instant, attempt: Attempt, failure: HostFailure) {
         self.timers.stop(Timer::Attempt);
-        // A twin taking the session over leaves every server healthy: each of our handshakes
-        // succeeds and is cut short. A failed attempt shows servers in trouble (a crash, an
-        // election, a partition), which explains the young connections that were closed.
-        if self.takeover_strikes > 0 {
+        // A twin taking the session over leaves every server healthy: our handshakes succeed
+        // within milliseconds and are cut short. Servers in trouble (a crash, an election, a
+        // partition) explain the young connections that were closed instead: a refusal or a
+        // timeout shows it at once. A handshake closed before its answer can also be a
+        // twin's doing (its handshake on that server overlapping ours, seen several times in
+        // a row), so that counts only once the session has gone without a connection for
+        // a while — an election closes every attempt for hundreds of milliseconds.
+        let trouble = failure != HostFailure::ClosedInHandshake
+            || self
+                .disconnected_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= ELECTION_EVIDENCE);
+        if self.takeover_strikes > 0 && trouble {
             debug!(
                 target: "zk_session::takeover",
                 ?failure,
