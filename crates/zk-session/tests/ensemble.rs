@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use real::{
     Reader, Timeline, connected, create_req, ephemeral, exists, followers_only, heal, hosts,
-    node_of, open, open_in_order, open_with, reconnected, scenario,
+    node_of, open, open_in_order, open_with, reconnected, scenario, stop_all,
 };
 use std::sync::Arc;
 use zk_proto::ErrorCode;
@@ -100,12 +100,7 @@ fn failovers_with_many_reads_in_flight_lose_none() {
         ens.node(frozen).freeze();
         reconnected(&h, 2).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut ok = 0;
-        for r in readers {
-            let report = r.stop().await;
-            assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
-            ok += report.ok;
-        }
+        let ok = stop_all(readers).await;
         assert_eq!(h.session_id(), id, "same session after both failovers");
         assert!(!h.state().is_terminal(), "{:?}", h.state());
         assert!(ok > 1000, "only {ok} reads answered");

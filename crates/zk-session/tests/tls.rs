@@ -8,7 +8,9 @@ mod real;
 use std::sync::Arc;
 use std::time::Duration;
 
-use real::{Reader, connected, ephemeral, exists, node_of, open_with, reconnected, scenario};
+use real::{
+    Reader, connected, ephemeral, exists, node_of, open_with, reconnected, scenario, stop_all,
+};
 use zk_session::{SessionConfig, SessionState};
 use zk_testkit::{Ensemble, EnsembleBuilder, TlsOptions};
 use zk_transport::{TlsConfig, TlsConnector};
@@ -63,12 +65,7 @@ fn many_reads_in_flight_over_tls_survive_a_crash() {
         ens.node(victim).kill().unwrap();
         reconnected(&h, 1).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut ok = 0;
-        for r in readers {
-            let report = r.stop().await;
-            assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
-            ok += report.ok;
-        }
+        let ok = stop_all(readers).await;
         assert_eq!(h.session_id(), id);
         assert!(!h.state().is_terminal(), "{:?}", h.state());
         assert!(ok > 500, "only {ok} reads answered");

@@ -254,6 +254,17 @@ impl Reader {
     }
 }
 
+/// Stops every reader; asserts that none saw a failed read; returns the reads answered.
+pub async fn stop_all(readers: Vec<Reader>) -> u64 {
+    let mut ok = 0;
+    for r in readers {
+        let report = r.stop().await;
+        assert_eq!(report.failed, 0, "reads failed: {:?}", report.errors);
+        ok += report.ok;
+    }
+    ok
+}
+
 /// Waits (at most 30 s) until the session has re-established itself `n` times in all and is
 /// connected.
 pub async fn reconnected(h: &SessionHandle, n: u64) {
