@@ -1203,7 +1203,9 @@ async fn run(seed: u64, secs: u64) {
     for (i, node) in ens.nodes().iter().enumerate() {
         let c = connect(&node.client_addr().to_string()).await;
         c.sync("/chaos").await.unwrap();
-        replicas.push((i, c.get_children("/chaos/seq").await.unwrap()));
+        let mut children = c.get_children("/chaos/seq").await.unwrap();
+        children.sort();
+        replicas.push((i, children));
         c.close().await;
     }
     check_creates(&sh, &logs, &children, &replicas);
@@ -1320,7 +1322,8 @@ async fn run(seed: u64, secs: u64) {
     );
 }
 
-/// `children` is the observer's view of `/chaos/seq`; `replicas` every node's own, by index.
+/// `children` is the observer's view of `/chaos/seq`; `replicas` every node's own, sorted,
+/// by index.
 fn check_creates(
     sh: &Shared,
     logs: &[WorkerLog],
@@ -1334,12 +1337,7 @@ fn check_creates(
             .map(|(i, _)| *i)
             .collect()
     };
-    let diverged = replicas.windows(2).any(|w| {
-        let (mut x, mut y) = (w[0].1.clone(), w[1].1.clone());
-        x.sort();
-        y.sort();
-        x != y
-    });
+    let diverged = replicas.windows(2).any(|w| w[0].1 != w[1].1);
     if diverged {
         let sizes: Vec<(usize, usize)> = replicas.iter().map(|(i, c)| (*i, c.len())).collect();
         sh.anomaly(format!(

@@ -154,10 +154,12 @@ async fn outcome(a: &Client, b: &Client, ens: &Ensemble, server: Option<usize>) 
             && b.state() == SessionState::Connected
             && quiet_since.0.elapsed() >= Duration::from_secs(10)
         {
-            let cons = ens.four_letter(node, "cons").await.unwrap_or_default();
-            let sid = format!("sid={:#x}", a.session_id());
-            if cons.matches(&sid).count() >= 2 {
-                eprintln!("twins: the server kept both connections of the session:\n{cons}");
+            let kept = ens
+                .session_connections(node, a.session_id())
+                .await
+                .unwrap_or(0);
+            if kept >= 2 {
+                eprintln!("twins: node {node} kept {kept} connections of the session");
                 return Outcome::Coexisting;
             }
         }

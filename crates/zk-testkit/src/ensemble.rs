@@ -844,6 +844,21 @@ impl Ensemble {
         n.four_letter(cmd).await
     }
 
+    /// How many of node `node`'s client connections belong to `session_id`, from its `cons`
+    /// listing. ZooKeeper can keep two connections of one session when two handshakes for
+    /// it overlap (two processes resuming the same saved session); this is how tests see it.
+    ///
+    /// # Errors
+    /// As [`Ensemble::four_letter`].
+    pub async fn session_connections(
+        &self,
+        node: usize,
+        session_id: i64,
+    ) -> Result<usize, TestkitError> {
+        let cons = self.four_letter(node, "cons").await?;
+        Ok(count_session_connections(&cons, session_id))
+    }
+
     /// The node behind a client-visible address: its proxy, plain or TLS port.
     pub fn node_for_addr(&self, addr: SocketAddr) -> Option<usize> {
         self.nodes
@@ -951,6 +966,18 @@ impl Drop for Ensemble {
     }
 }
 
+/// Lines of a `cons` answer whose `sid=0x…` is exactly `session_id`.
+fn count_session_connections(cons: &str, session_id: i64) -> usize {
+    let want = format!("{session_id:x}");
+    cons.lines()
+        .filter_map(|l| l.split_once("sid=0x"))
+        .filter(|(_, rest)| {
+            let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            hex.eq_ignore_ascii_case(&want)
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,6 +1001,17 @@ mod tests {
             "java.net.BindException: Address already in use"
         ));
         assert!(!is_bind_conflict("all good"));
+    }
+
+    #[test]
+    fn session_connections_are_counted_by_exact_id() {
+        let cons = " /127.0.0.1:40100[1](queued=0,recved=3,sent=3,sid=0x100007a3b2c0000,lop=PING)\n \
+                    /127.0.0.1:40102[1](queued=0,recved=1,sent=1,sid=0x100007a3b2c0000,lop=PING)\n \
+                    /127.0.0.1:40104[1](queued=0,recved=1,sent=1,sid=0x100007a3b2c00001,lop=PING)\n \
+                    /127.0.0.1:40106[0](queued=0,recved=1,sent=0)\n";
+        assert_eq!(count_session_connections(cons, 0x0100_007a_3b2c_0000), 2);
+        assert_eq!(count_session_connections(cons, 0x1), 0);
+        assert_eq!(count_session_connections("", 0x0100_007a_3b2c_0000), 0);
     }
 
     #[test]
