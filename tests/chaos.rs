@@ -1199,14 +1199,22 @@ async fn run(seed: u64, secs: u64) {
 
     // Each replica's own view, to tell a node the ensemble lost from one that a diverged
     // replica (the observer's) lacks.
-    let mut replicas = Vec::new();
-    for (i, node) in ens.nodes().iter().enumerate() {
-        let c = connect(&node.client_addr().to_string()).await;
-        c.sync("/chaos").await.unwrap();
-        let mut children = c.get_children("/chaos/seq").await.unwrap();
-        children.sort();
-        replicas.push((i, children));
-        c.close().await;
+    // Listed twice when they disagree: a replica that lacks nodes only in the first pass was
+    // behind in time (writes still landing), not diverged.
+    let mut replicas = replica_listings(&ens).await;
+    if replicas.windows(2).any(|w| w[0].1 != w[1].1) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let again = replica_listings(&ens).await;
+        let sizes =
+            |r: &[(usize, Vec<String>)]| -> Vec<usize> { r.iter().map(|(_, c)| c.len()).collect() };
+        let _ = writeln!(
+            std::io::stderr(),
+            "chaos: replica listings of /chaos/seq disagreed ({:?}); 2 s later: {:?}; the observer saw {}",
+            sizes(&replicas),
+            sizes(&again),
+            children.len()
+        );
+        replicas = again;
     }
     check_creates(&sh, &logs, &children, &replicas);
     check_counters(&sh, &logs, &finals);
@@ -1320,6 +1328,20 @@ async fn run(seed: u64, secs: u64) {
         "{} violations (seed {seed}):\n{out}",
         violations.len()
     );
+}
+
+/// Every node's own sorted listing of `/chaos/seq`, each after a `sync` on that node.
+async fn replica_listings(ens: &Ensemble) -> Vec<(usize, Vec<String>)> {
+    let mut replicas = Vec::new();
+    for (i, node) in ens.nodes().iter().enumerate() {
+        let c = connect(&node.client_addr().to_string()).await;
+        c.sync("/chaos").await.unwrap();
+        let mut children = c.get_children("/chaos/seq").await.unwrap();
+        children.sort();
+        replicas.push((i, children));
+        c.close().await;
+    }
+    replicas
 }
 
 /// `children` is the observer's view of `/chaos/seq`; `replicas` every node's own, sorted,
