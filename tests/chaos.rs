@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use zk_client::{
-    AddWatchMode, Client, CreateMode, Error, EventType, SessionState, WatchEvent, acl,
+    AddWatchMode, Client, CreateMode, Error, EventType, Op, SessionState, WatchEvent, acl,
 };
 use zk_testkit::{Ensemble, HoldFilter, ProxyMode};
 
@@ -1189,7 +1189,7 @@ async fn run(seed: u64, secs: u64) {
 
     // ----- The servers' final state -----
     let observer = connect(&ens.direct_connect_string()).await;
-    observer.sync("/chaos").await.unwrap();
+    catch_up(&observer).await;
     let children = observer.get_children("/chaos/seq").await.unwrap();
     let mut finals = [(0_i32, 0_i32); COUNTERS];
     for (c, f) in finals.iter_mut().enumerate() {
@@ -1330,12 +1330,22 @@ async fn run(seed: u64, secs: u64) {
     );
 }
 
-/// Every node's own sorted listing of `/chaos/seq`, each after a `sync` on that node.
+/// Makes `c`'s later reads see every write acknowledged before the call, on any server.
+/// A `sync` does not on the leader: ZooKeeper 3.8 serves it there as a plain read that can
+/// overtake commits not applied yet. A no-op write (check-only multi) is applied in zxid
+/// order everywhere and the session's reads wait for it.
+async fn catch_up(c: &Client) {
+    c.multi(vec![Op::check("/chaos", -1)])
+        .await
+        .expect("check-only multi as a read barrier");
+}
+
+/// Every node's own sorted listing of `/chaos/seq`, each after a read barrier on that node.
 async fn replica_listings(ens: &Ensemble) -> Vec<(usize, Vec<String>)> {
     let mut replicas = Vec::new();
     for (i, node) in ens.nodes().iter().enumerate() {
         let c = connect(&node.client_addr().to_string()).await;
-        c.sync("/chaos").await.unwrap();
+        catch_up(&c).await;
         let mut children = c.get_children("/chaos/seq").await.unwrap();
         children.sort();
         replicas.push((i, children));
