@@ -6,7 +6,8 @@
 //!   `setData` of a 16-byte node with 1, 16 and 256 requests in flight (criterion, ops/s);
 //!   the client's CPU per operation is recorded alongside (run time of every thread of the client
 //!   process from `/proc/<pid>/task/*/schedstat`; no `getrusage`, which would need `unsafe`);
-//! - sequential read latency (2,000 timed `getData`, p50/p99);
+//! - sequential read latency (2,000 timed `getData` per client, the Rust clients interleaved
+//!   in chunks of 50; p50/p99);
 //! - memory per idle session: RSS growth (`/proc/<pid>/statm`) of a fresh process opening 1,000
 //!   idle sessions;
 //! - `steady/batching`: zk-failover alone, reply batching on ÷ off in paired rounds, over plain
@@ -357,20 +358,26 @@ fn main() {
     // Sequential read latency: individually timed reads.
     if args.selected("steady/latency") {
         let n = if args.mode == Mode::Bench { 2000 } else { 50 };
-        for (who, client) in [
+        // Interleaved in chunks of 50 reads (A B A B …), so a server pause (GC, JIT) weighs
+        // on both clients alike instead of on whichever ran during it.
+        let clients = [
             (Who::Ours, Rc::Ours(ours.clone())),
             (Who::Zkc, Rc::Zkc(zkc.clone())),
-        ] {
-            let lat = rt.block_on(async {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let t0 = Instant::now();
-                    run_ops(&client, Op::Read, 1, 1).await;
-                    v.push(t0.elapsed().as_secs_f64() * 1e6);
+        ];
+        let mut lat = [Vec::with_capacity(n), Vec::with_capacity(n)];
+        rt.block_on(async {
+            while lat[0].len() < n {
+                for ((_, client), v) in clients.iter().zip(lat.iter_mut()) {
+                    for _ in 0..50.min(n - v.len()) {
+                        let t0 = Instant::now();
+                        run_ops(client, Op::Read, 1, 1).await;
+                        v.push(t0.elapsed().as_secs_f64() * 1e6);
+                    }
                 }
-                v
-            });
-            report_latency(&mut results, who, &lat);
+            }
+        });
+        for ((who, _), v) in clients.iter().zip(&lat) {
+            report_latency(&mut results, *who, v);
         }
         if let Some(j) = &java {
             let w = j
