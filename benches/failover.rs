@@ -18,7 +18,8 @@
 //! into the handshake and the first read; `ZK_BENCH_LOG` (an `EnvFilter`) adds the engine's
 //! logs with timestamps (connect start, TCP connected, session re-established).
 //!
-//! Scenarios (T = negotiated session timeout, 6 s unless named): `floor`, `crash_follower`,
+//! Scenarios (T = negotiated session timeout, 6 s unless named): `floor`,
+//! `floor_after_crash` (the bare protocol failing over once after a kill −9), `crash_follower`,
 //! `crash_leader` (with the election time), `freeze`, `freeze_adaptive_6s`,
 //! `freeze_adaptive_30s`, `freeze_30s` (peers' default detectors at T = 30 s),
 //! `freeze_two_of_three`, `storm`. Definitions are in `support/clients.rs` and
@@ -155,6 +156,7 @@ fn main() {
     }
     if args.mode == Mode::List {
         println!("failover/floor: benchmark");
+        println!("failover/floor_after_crash: benchmark");
         for s in SCENARIOS {
             for w in s.clients {
                 println!("failover/{}/{}: benchmark", s.name, w.key());
@@ -250,6 +252,9 @@ async fn run(args: Args) -> Vec<String> {
     ctx.results.add("machine", "-", "load_start", vec![load()]);
     if ctx.args.selected("failover/floor") {
         floor(&mut ctx).await;
+    }
+    if ctx.args.selected("failover/floor_after_crash") {
+        floor_after_crash(&mut ctx).await;
     }
     for s in SCENARIOS {
         let smoke = ctx.args.mode == Mode::Test;
@@ -360,6 +365,81 @@ async fn floor(ctx: &mut Ctx) {
         v.len()
     );
     ctx.results.add("floor", "raw", "handshake_ms", v);
+}
+
+/// The floor under the crash scenario's conditions: the bare protocol (a raw session on a
+/// follower, no client library) failing over once. Kill −9 of that follower; from the moment
+/// its socket reports EOF, a handshake on a survivor and one `getData` — the least any
+/// client's share of `crash_follower` can be right after a crash. Survivors alternate
+/// between the leader (which revalidates the session itself) and the other follower (which
+/// asks the leader), two samples each way in turn.
+async fn floor_after_crash(ctx: &mut Ctx) {
+    let n = if ctx.args.mode == Mode::Bench {
+        ctx.args.samples(8)
+    } else {
+        1
+    };
+    for k in 0..n {
+        match one_floor_after_crash(ctx, k).await {
+            Ok((to_leader, eof, back, read)) => {
+                let (hs, share) = (ms(back - eof), ms(read - eof));
+                let kind = if to_leader { "leader" } else { "follower" };
+                println!(
+                    "failover/floor_after_crash: handshake on the {kind} {hs:.2} ms, +read {share:.2} ms"
+                );
+                let r = &mut ctx.results;
+                r.add("floor_after_crash", "raw", "handshake_ms", vec![hs]);
+                r.add("floor_after_crash", "raw", "share_ms", vec![share]);
+                r.add(
+                    "floor_after_crash",
+                    "raw",
+                    &format!("share_{kind}_ms"),
+                    vec![share],
+                );
+            }
+            Err(e) => ctx.failures.push(format!("floor_after_crash: {e}")),
+        }
+        if let Err(e) = heal(ctx).await {
+            ctx.failures.push(format!("floor_after_crash: heal: {e}"));
+        }
+    }
+}
+
+async fn one_floor_after_crash(
+    ctx: &mut Ctx,
+    k: usize,
+) -> Result<(bool, Instant, Instant, Instant), String> {
+    let leader = ctx
+        .ens
+        .wait_for_leader(Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let victim = followers[k % 2];
+    let to_leader = (k / 2).is_multiple_of(2);
+    let next = if to_leader {
+        leader
+    } else {
+        followers[(k + 1) % 2]
+    };
+    let timeout_ms = i32::try_from(T6.as_millis()).unwrap_or(i32::MAX);
+    let (resp, stream) =
+        raw::handshake(ctx.ens.node(victim).client_addr(), None, timeout_ms).await?;
+    let session = raw::RawSession {
+        id: resp.session_id,
+        passwd: resp.passwd,
+    };
+    // As settled as a client's connection after its warm-up.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let next_addr = ctx.ens.node(next).client_addr();
+    let task =
+        tokio::spawn(
+            async move { raw::fail_over_once(stream, &session, next_addr, timeout_ms).await },
+        );
+    let ens_node = ctx.ens.node(victim);
+    tokio::task::block_in_place(|| ens_node.kill()).map_err(|e| e.to_string())?;
+    let (eof, back, read) = task.await.map_err(|e| e.to_string())??;
+    Ok((to_leader, eof, back, read))
 }
 
 /// One sample of one client in one scenario.

@@ -1,5 +1,6 @@
 //! The physical floor: a bare TCP connect plus ConnectRequest/ConnectResponse for an existing
-//! session, with `zk-proto` records over a raw tokio `TcpStream`.
+//! session, with `zk-proto` records over a raw tokio `TcpStream`; and the bare protocol failing
+//! over once right after a crash (`fail_over_once`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -7,7 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zk_proto::{ConnectRequest, ConnectResponse, DEFAULT_MAX_OUTBOUND_FRAME, write_record};
+use zk_proto::{
+    ConnectRequest, ConnectResponse, DEFAULT_MAX_OUTBOUND_FRAME, GetDataRequest, OpCode,
+    RequestHeader, write_record, write_request,
+};
 
 /// A session owned by raw handshakes.
 #[derive(Debug, Clone)]
@@ -76,4 +80,58 @@ pub(crate) async fn reconnect_time(
     let took = t0.elapsed();
     drop(stream);
     Ok(took)
+}
+
+/// One `getData` of `path` on an established raw connection (xid 1), waiting for its reply.
+pub(crate) async fn get_data(stream: &mut TcpStream, path: &str) -> Result<(), String> {
+    let mut out = BytesMut::with_capacity(64);
+    let header = RequestHeader {
+        xid: 1,
+        op: OpCode::GetData,
+    };
+    let body = GetDataRequest {
+        path: path.to_owned(),
+        watch: false,
+    };
+    write_request(&mut out, DEFAULT_MAX_OUTBOUND_FRAME, &header, &body)
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
+    let len = usize::try_from(len).map_err(|_| format!("bad length {len}"))?;
+    if len > 4096 {
+        return Err(format!("bad length {len}"));
+    }
+    let mut payload = vec![0; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    // ReplyHeader: xid (4), zxid (8), err (4).
+    match payload.get(12..16) {
+        Some([0, 0, 0, 0]) => Ok(()),
+        other => Err(format!("getData failed: {other:?}")),
+    }
+}
+
+/// What the bare protocol needs to fail over once: from the moment `stream` reports the
+/// server gone (EOF or reset), a handshake of `session` on `next`, then one `getData`.
+/// Returns (EOF seen, handshake answered, read answered).
+pub(crate) async fn fail_over_once(
+    mut stream: TcpStream,
+    session: &RawSession,
+    next: SocketAddr,
+    timeout_ms: i32,
+) -> Result<(Instant, Instant, Instant), String> {
+    let mut buf = [0_u8; 256];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let eof = Instant::now();
+    let (_resp, mut fresh) = handshake(next, Some(session), timeout_ms).await?;
+    let back = Instant::now();
+    get_data(&mut fresh, "/probe").await?;
+    Ok((eof, back, Instant::now()))
 }
