@@ -43,21 +43,27 @@ pub(crate) async fn handshake(
     let mut out = BytesMut::with_capacity(64);
     write_record(&mut out, DEFAULT_MAX_OUTBOUND_FRAME, &req).map_err(|e| e.to_string())?;
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
-    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
-    let len = usize::try_from(len).map_err(|_| format!("bad length {len}"))?;
-    if len > 64 {
-        return Err(format!("bad length {len}"));
-    }
-    let mut payload = vec![0; len];
-    stream
-        .read_exact(&mut payload)
-        .await
-        .map_err(|e| e.to_string())?;
+    let payload = read_frame(&mut stream, 64).await?;
     let resp = ConnectResponse::decode_payload(Bytes::from(payload)).map_err(|e| e.to_string())?;
     if resp.timeout <= 0 {
         return Err("session expired".into());
     }
     Ok((resp, stream))
+}
+
+/// Reads one length-prefixed frame of at most `max` bytes.
+async fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Vec<u8>, String> {
+    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| *l <= max)
+        .ok_or_else(|| format!("bad length {len}"))?;
+    let mut payload = vec![0; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(payload)
 }
 
 /// Creates a session on `addr` (the connection is closed; the session lives for `timeout_ms`).
@@ -96,16 +102,7 @@ pub(crate) async fn get_data(stream: &mut TcpStream, path: &str) -> Result<(), S
     write_request(&mut out, DEFAULT_MAX_OUTBOUND_FRAME, &header, &body)
         .map_err(|e| e.to_string())?;
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
-    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
-    let len = usize::try_from(len).map_err(|_| format!("bad length {len}"))?;
-    if len > 4096 {
-        return Err(format!("bad length {len}"));
-    }
-    let mut payload = vec![0; len];
-    stream
-        .read_exact(&mut payload)
-        .await
-        .map_err(|e| e.to_string())?;
+    let payload = read_frame(stream, 4096).await?;
     // ReplyHeader: xid (4), zxid (8), err (4).
     match payload.get(12..16) {
         Some([0, 0, 0, 0]) => Ok(()),
