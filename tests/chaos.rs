@@ -1333,11 +1333,19 @@ async fn run(seed: u64, secs: u64) {
 /// Makes `c`'s later reads see every write acknowledged before the call, on any server.
 /// A `sync` does not on the leader: ZooKeeper 3.8 serves it there as a plain read that can
 /// overtake commits not applied yet. A no-op write (check-only multi) is applied in zxid
-/// order everywhere and the session's reads wait for it.
+/// order everywhere and the session's reads wait for it. Unlike a read it is not re-sent
+/// after a connection loss, so it is retried here (it changes nothing).
 async fn catch_up(c: &Client) {
-    c.multi(vec![Op::check("/chaos", -1)])
-        .await
-        .expect("check-only multi as a read barrier");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.multi(vec![Op::check("/chaos", -1)]).await {
+            Ok(_) => return,
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("check-only multi as a read barrier: {e:?}"),
+        }
+    }
 }
 
 /// Every node's own sorted listing of `/chaos/seq`, each after a read barrier on that node.
