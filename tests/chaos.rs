@@ -1381,7 +1381,8 @@ fn check_creates(
     if diverged {
         let sizes: Vec<(usize, usize)> = replicas.iter().map(|(i, c)| (*i, c.len())).collect();
         sh.anomaly(format!(
-            "the replicas disagree on /chaos/seq after sync (node, children): {sizes:?}"
+            "the replicas disagree on /chaos/seq after a read barrier on each (node, \
+             children): {sizes:?}"
         ));
     }
     // Name prefix "w{i}-{k}-" → how many nodes carry it.

@@ -152,13 +152,12 @@ pub(crate) async fn connect(
 
 /// The node whose `cons` lists the session (any client, through proxies too).
 pub(crate) async fn node_of_session(ens: &Ensemble, session_id: i64) -> Option<usize> {
-    let needle = format!("sid=0x{:x}", u64::from_ne_bytes(session_id.to_ne_bytes()));
     for i in 0..ens.nodes().len() {
-        if !ens.node(i).is_live() {
-            continue;
-        }
-        if let Ok(text) = ens.four_letter(i, "cons").await
-            && text.contains(&format!("{needle},"))
+        if ens.node(i).is_live()
+            && ens
+                .session_connections(i, session_id)
+                .await
+                .is_ok_and(|n| n > 0)
         {
             return Some(i);
         }
