@@ -141,13 +141,9 @@ pub struct Timing {
     pub min_attempt: Duration,
     /// Backoff after a whole pass over the hosts failed by refusals or timeouts.
     pub backoff: Backoff,
-    /// Retry interval while servers accept and close at once (a leader election), jittered
-    /// down to half. Kept short for `fast_retry_window`, then ten times this (at most
-    /// `backoff.max`). With [`SessionConfig::shared`] the process as a whole also keeps its
-    /// election retries [`SharedHosts::election_spacing`] apart.
-    pub fast_retry: Duration,
-    /// How long after a disconnect the short election retry interval is used.
-    pub fast_retry_window: Duration,
+    /// How elections (servers accepting and closing connections at once) are waited out:
+    /// a few planned probes, not a stream of retries. See [`ElectionPacing`].
+    pub election: ElectionPacing,
     /// With no server reachable, local expiry is reported `T × local_expiry` after the last
     /// contact. Default 4/3, like the Java client since 3.9.3.
     pub local_expiry: Fraction,
@@ -163,8 +159,7 @@ impl Default for Timing {
             attempt_cap: None,
             min_attempt: Duration::from_millis(50),
             backoff: Backoff::default(),
-            fast_retry: Duration::from_millis(1),
-            fast_retry_window: Duration::from_secs(2),
+            election: ElectionPacing::default(),
             local_expiry: Fraction::new(4, 3),
             adaptive: None,
         }
@@ -191,6 +186,40 @@ impl Fraction {
     #[must_use]
     pub fn of(self, d: Duration) -> Duration {
         d * self.num / self.den.max(1)
+    }
+}
+
+/// How a session waits out a leader election (see the `pacing` module for the reasoning).
+///
+/// Before it has learned anything, a session probes first after `floor` (with up to 25 %
+/// jitter), then after `first_gap` (±20 %), each gap half as long again as the one before, up
+/// to `max_gap`. Once it has seen elections end (and `learn` is on), it probes a short
+/// train around the learned end instead. With [`SessionConfig::shared`] the knowledge is the
+/// process's, and the process keeps its probes [`SharedHosts::election_spacing`] apart.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ElectionPacing {
+    /// No probe before this long after the loss: ZooKeeper's election cannot end before
+    /// its finalize wait (200 ms by default) and the new leader's sync with a quorum.
+    pub floor: Duration,
+    /// The first gap between probes before anything is learned (also the longest gap of a
+    /// learned train, and where gaps restart when an election outlasts what was learned).
+    pub first_gap: Duration,
+    /// Gaps grow by half up to this: no session is more than this late for the end of an
+    /// election it has not learned, however long the election lasts.
+    pub max_gap: Duration,
+    /// Learn how long elections take and probe around the expected end.
+    pub learn: bool,
+}
+
+impl Default for ElectionPacing {
+    fn default() -> Self {
+        Self {
+            floor: Duration::from_millis(200),
+            first_gap: Duration::from_millis(100),
+            max_gap: Duration::from_millis(250),
+            learn: true,
+        }
     }
 }
 

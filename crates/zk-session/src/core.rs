@@ -47,6 +47,7 @@ use zk_transport::Target;
 use crate::config::SessionConfig;
 use crate::detector::RttEstimator;
 use crate::host::{Candidate, HostFailure, HostId, HostProvider};
+use crate::pacing::{ElectionEstimate, Pace, Pacer, Seen};
 use crate::rng::Rng;
 use crate::timer::{Timer, TimerTable};
 use crate::types::{
@@ -249,16 +250,9 @@ pub struct Session {
     handshake_rtt: RttEstimator,
 
     // Reconnect bookkeeping.
-    failures_since_success: usize,
-    passes_failed: u32,
-    /// Every failure in the current pass was quick (refused or closed in the handshake).
-    pass_only_quick: bool,
-    /// Some server in the current pass accepted and closed without answering.
-    pass_saw_election: bool,
-    /// Some attempt in the current pass timed out.
-    pass_saw_timeout: bool,
-    /// Failed passes (since the last success) in which attempts timed out.
-    slow_passes: u32,
+    pacer: Pacer,
+    /// What this session learned about elections (used when no `SharedHosts` is set).
+    election_estimate: Option<ElectionEstimate>,
     disconnected_at: Option<Instant>,
     lost_host: Option<HostId>,
     takeover_strikes: u32,
@@ -329,12 +323,8 @@ impl Session {
             ping_sent: None,
             rtt: RttEstimator::default(),
             handshake_rtt: RttEstimator::default(),
-            failures_since_success: 0,
-            passes_failed: 0,
-            pass_only_quick: true,
-            pass_saw_election: false,
-            pass_saw_timeout: false,
-            slow_passes: 0,
+            pacer: Pacer::default(),
+            election_estimate: None,
             disconnected_at: None,
             lost_host: None,
             takeover_strikes: 0,
@@ -910,7 +900,7 @@ impl Session {
             self.cfg.timing.attempt_cap.unwrap_or_else(|| {
                 (t / 6).clamp(Duration::from_millis(100), Duration::from_secs(2))
             });
-        let cap = base * (1 << self.slow_passes.min(3));
+        let cap = base * (1 << self.pacer.slow_passes().min(3));
         match self.last_contact {
             Some(contact) if self.session_id != 0 => {
                 let remaining = (contact + t).saturating_duration_since(now);
@@ -928,7 +918,8 @@ impl Session {
     fn handshake_budget(&self) -> Option<Duration> {
         let srtt = self.handshake_rtt.srtt()?;
         let usual = srtt + self.handshake_rtt.rttvar() * 4;
-        let budget = (usual * 16).max(MIN_HANDSHAKE_BUDGET) * (1 << self.slow_passes.min(3));
+        let budget =
+            (usual * 16).max(MIN_HANDSHAKE_BUDGET) * (1 << self.pacer.slow_passes().min(3));
         Some(budget)
     }
 
@@ -1024,66 +1015,50 @@ impl Session {
             self.expire_locally(now);
             return;
         }
-        // A pass of quick answers with at least one server that accepted and closed looks
-        // like a leader election: retry briefly. Refusals alone (everything down) or
-        // timeouts back off exponentially.
-        match failure {
-            HostFailure::ClosedInHandshake => self.pass_saw_election = true,
-            HostFailure::Refused => {}
-            HostFailure::TimedOut => {
-                self.pass_only_quick = false;
-                self.pass_saw_timeout = true;
-            }
-            _ => self.pass_only_quick = false,
-        }
-        self.failures_since_success += 1;
-        if !self
-            .failures_since_success
-            .is_multiple_of(self.hosts.len().max(1))
-        {
-            self.begin_attempt(now);
-            return;
-        }
-        // A whole pass failed.
-        self.passes_failed = self.passes_failed.saturating_add(1);
-        if self.pass_saw_timeout {
-            // Hosts may be alive but slow (overload): give the next pass longer attempts.
-            self.slow_passes = self.slow_passes.saturating_add(1);
-        }
-        let since = self.disconnected_at.unwrap_or(now);
-        let electing = self.pass_only_quick && self.pass_saw_election;
-        let timing = &self.cfg.timing;
-        let base = if electing && now.saturating_duration_since(since) < timing.fast_retry_window {
-            timing.fast_retry
-        } else if electing {
-            // A long election: keep probing, but gently.
-            (timing.fast_retry * 10).min(timing.backoff.max)
-        } else {
-            timing.backoff.delay(self.passes_failed)
+        let estimate = self.election_estimate();
+        let seen = Seen {
+            hosts: self.hosts.len(),
+            lost_at: self.disconnected_at,
+            estimate,
         };
-        self.pass_only_quick = true;
-        self.pass_saw_election = false;
-        self.pass_saw_timeout = false;
-        // Jitter in [base/2, base] so a herd of clients spreads out.
-        let half = base / 2;
-        let jitter_ns = self
-            .rng
-            .below(u64::try_from(half.as_nanos()).unwrap_or(u64::MAX));
-        let mut delay = half + Duration::from_nanos(jitter_ns);
-        if electing && let Some(shared) = &self.cfg.shared {
-            // The whole process keeps its election retries apart.
-            delay = shared
-                .book_election_retry(now + delay)
-                .saturating_duration_since(now);
-        }
-        debug!(
-            passes = self.passes_failed,
-            ?delay,
-            electing,
-            "pass failed, backing off"
-        );
+        let pace = self
+            .pacer
+            .on_failure(now, failure, seen, &self.cfg.timing, &mut self.rng);
+        let at = match pace {
+            Pace::Now => {
+                self.begin_attempt(now);
+                return;
+            }
+            Pace::Backoff(delay) => {
+                debug!(?delay, "pass failed, backing off");
+                now + delay
+            }
+            Pace::Probe(delay) => {
+                self.counters.election_probes += 1;
+                debug!(
+                    ?delay,
+                    probes = self.pacer.election_probes(),
+                    learned = estimate.is_some(),
+                    "servers electing: next probe planned"
+                );
+                match &self.cfg.shared {
+                    // The whole process keeps its election probes apart.
+                    Some(shared) => shared.book_election_retry(now + delay),
+                    None => now + delay,
+                }
+            }
+        };
         self.phase = Phase::Waiting;
-        self.timers.set(Timer::Backoff, now + delay);
+        self.timers.set(Timer::Backoff, at);
+    }
+
+    /// What is known of this ensemble's elections: the process's knowledge when sessions
+    /// share it, else this session's own.
+    fn election_estimate(&self) -> Option<ElectionEstimate> {
+        match &self.cfg.shared {
+            Some(shared) => shared.election_estimate(),
+            None => self.election_estimate,
+        }
     }
 
     fn drop_conn(&mut self, conn: ConnId) {
@@ -1187,12 +1162,21 @@ impl Session {
         self.timers.stop(Timer::Attempt);
         self.timers.stop(Timer::LocalExpiry);
         self.local_expiry_due = false;
-        self.failures_since_success = 0;
-        self.passes_failed = 0;
-        self.slow_passes = 0;
-        self.pass_only_quick = true;
-        self.pass_saw_election = false;
-        self.pass_saw_timeout = false;
+        if let Some((lo, hi)) = self.pacer.on_success(attempt.handshake_sent.unwrap_or(now)) {
+            debug!(
+                lo_ms = lo.as_millis(),
+                hi_ms = hi.as_millis(),
+                "election over: learning its length"
+            );
+            self.counters.elections_waited += 1;
+            match &self.cfg.shared {
+                Some(shared) => shared.learn_election(lo, hi),
+                None => {
+                    self.election_estimate =
+                        ElectionEstimate::learn(self.election_estimate, lo, hi);
+                }
+            }
+        }
         self.last_contact = Some(now);
         self.last_recv = now;
         self.ping_sent = None;

@@ -20,7 +20,7 @@
 //! | ping when nothing was sent for | `T/9` | `T/3 − 1 s` |
 //! | per-attempt cap (TCP + TLS + handshake) | `T/6`, 100 ms..2 s, doubling per failed pass, never beyond the session's remaining lifetime | `T/N` |
 //! | delay before reconnecting after a crash | none | random 0–1 s |
-//! | between passes, servers electing a leader | 5–10 ms for 2 s, then 50–100 ms | 1 s |
+//! | servers electing a leader (accept, then close) | a few planned probes: first after 200–250 ms, then 100 ms apart growing by half; once elections were seen, a short train around the learned end | 1 s per pass |
 //! | between passes, servers down | jittered 10 ms → 1 s | 1 s |
 //! | local expiry with no server reachable | `4T/3` after last contact | `4T/3` (3.9.3+) |
 //!
@@ -46,16 +46,20 @@ pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;
+pub mod pacing;
 pub mod rng;
 pub mod shared;
 mod timer;
 pub mod types;
 
-pub use crate::config::{AdaptiveDetector, Backoff, Fraction, SavedSession, SessionConfig, Timing};
+pub use crate::config::{
+    AdaptiveDetector, Backoff, ElectionPacing, Fraction, SavedSession, SessionConfig, Timing,
+};
 pub use crate::core::{Action, Preamble, PreamblePacket, Session};
 pub use crate::host::{
     Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
 };
+pub use crate::pacing::ElectionEstimate;
 pub use crate::shared::SharedHosts;
 pub use crate::types::{
     ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,

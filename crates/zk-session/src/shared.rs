@@ -9,10 +9,11 @@
 //! server's queue — the congestion collapse of a reconnect storm. A frozen server completes
 //! no handshakes, so it is still left after one cap.
 //!
-//! The same registry paces election retries process-wide: while servers accept and close
-//! (a leader election), each session retries every few milliseconds, but the whole process
-//! never starts more than one such retry per [`SharedHosts::election_spacing`], so a
-//! thousand sessions do not turn an election into a flood.
+//! The same registry holds what the process learned about leader elections (how long they
+//! take from a loss to the first server serving again, see [`crate::pacing`]), so that every
+//! session of the process probes around the expected end, and it paces election probes
+//! process-wide: the whole process never starts more than one per
+//! [`SharedHosts::election_spacing`].
 //!
 //! It is plain data behind a mutex, driven by the `now` the sessions pass in, so simulations
 //! stay deterministic; [`SharedHosts::global`] is the process-wide instance `zk-client` uses.
@@ -21,6 +22,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::pacing::ElectionEstimate;
 
 /// Entries not touched for this long are forgotten (bounds the map).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
@@ -40,17 +43,19 @@ struct Inner {
     handshakes: HashMap<SocketAddr, Instant>,
     /// The earliest moment the next election retry of the process may start.
     next_election_retry: Option<Instant>,
+    /// How long elections took, as the process's sessions saw them end.
+    election: Option<ElectionEstimate>,
 }
 
 impl Default for SharedHosts {
     fn default() -> Self {
-        Self::new(Duration::from_micros(250))
+        Self::new(Duration::from_micros(100))
     }
 }
 
 impl SharedHosts {
     /// An empty registry whose election retries are spaced at least `election_spacing`
-    /// apart process-wide (the default is 250 µs: at most 4,000 per second).
+    /// apart process-wide (the default is 100 µs: at most 10,000 per second).
     #[must_use]
     pub fn new(election_spacing: Duration) -> Self {
         Self {
@@ -97,6 +102,18 @@ impl SharedHosts {
             .handshakes
             .get(&addr)
             .is_some_and(|at| *at > since)
+    }
+
+    /// What the process learned about elections so far.
+    #[must_use]
+    pub fn election_estimate(&self) -> Option<ElectionEstimate> {
+        self.lock().election
+    }
+
+    /// A session saw an election end after `lo` and by `hi` (from its loss).
+    pub fn learn_election(&self, lo: Duration, hi: Duration) {
+        let mut inner = self.lock();
+        inner.election = ElectionEstimate::learn(inner.election, lo, hi);
     }
 
     /// Books the process's next election retry: the returned moment is at or after

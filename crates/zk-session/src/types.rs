@@ -298,4 +298,9 @@ pub struct Counters {
     /// Handshakes given more time than the per-attempt cap because other sessions of the
     /// process were completing handshakes on the same server (a reconnect storm).
     pub extended_attempts: u64,
+    /// Probes planned while servers were electing a leader (accepting and closing
+    /// connections): each is one connection attempt after a wait.
+    pub election_probes: u64,
+    /// Elections the session waited out and learned the length of.
+    pub elections_waited: u64,
 }

@@ -235,49 +235,218 @@ fn all_down_longer_than_the_session_reports_local_expiry() {
     assert_eq!(sim.core.counters().attempts, attempts);
 }
 
-#[test]
-fn leader_election_window_is_retried_quickly() {
-    let mut sim = Sim::new(3, cfg());
-    let first = connected(&mut sim);
-    sim.crash(first);
-    for h in (0..3).filter(|&h| h != first) {
-        sim.set_mode(h, Mode::Electing);
+/// The leader dies: its connections end once the kernel has torn the JVM down (15 ms), the
+/// followers see their leader's connection end about then (a millisecond earlier here, so
+/// that no client of the dead leader is served by a follower in between: a real race, but
+/// not the one under test), drop their clients and elect; `election` after the crash they
+/// serve. Returns the moment (elapsed) they do.
+fn leader_dies(sim: &mut Sim, leader: usize, election: Duration) -> Duration {
+    sim.crash(leader);
+    let teardown = Duration::from_millis(14);
+    sim.run_for(teardown);
+    for h in (0..3).filter(|&h| h != leader) {
+        sim.elect(h);
     }
-    sim.run_for(Duration::from_millis(430));
-    let served_at = sim.elapsed();
-    for h in (0..3).filter(|&h| h != first) {
+    sim.run_for(election - teardown);
+    for h in (0..3).filter(|&h| h != leader) {
         sim.set_mode(h, Mode::Up);
     }
-    reconnect_pause(&mut sim, Duration::from_secs(2));
-    let beyond = sim.handshakes.last().unwrap().0 - served_at;
-    // Passes 0.5–1 ms apart: the handshake follows the end of the election within one
-    // interval plus a round trip.
+    sim.elapsed()
+}
+
+/// How one session fared in one election.
+#[derive(Debug, Clone, Copy)]
+struct Waited {
+    /// Connections the servers accepted from the death of the leader to the reconnect.
+    accepted: usize,
+    /// From the end of the election to the successful handshake.
+    beyond: Duration,
+}
+
+/// Kills `leader`, waits out an election of `election` and the reconnect, then restarts the
+/// dead server as a follower and lets the session settle.
+fn wait_out(sim: &mut Sim, leader: usize, election: Duration) -> Waited {
+    let before_conns = sim.accepted;
+    let before_reconnects = sim.core.counters().reconnects;
+    let served_at = leader_dies(sim, leader, election);
     assert!(
-        beyond <= Duration::from_millis(4),
-        "client share beyond the election: {beyond:?}"
+        sim.run_until_cond(Duration::from_secs(5), |s| s.core.counters().reconnects
+            > before_reconnects
+            && s.state() == SessionState::Connected),
+        "not reconnected; states: {:?}",
+        sim.states
     );
-    assert_eq!(sim.state(), SessionState::Connected);
+    let beyond = sim.handshakes.last().unwrap().0.saturating_sub(served_at);
+    let accepted = sim.accepted - before_conns;
+    sim.set_mode(leader, Mode::Up);
+    sim.run_for(Duration::from_secs(2));
+    Waited { accepted, beyond }
+}
+
+/// A small deterministic generator for election lengths.
+fn jittered(seed: u64, k: u64, base: Duration, plus_minus: Duration) -> Duration {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    let span = u64::try_from(plus_minus.as_micros()).unwrap() * 2 + 1;
+    base - plus_minus + Duration::from_micros(x % span)
+}
+
+/// Issue 12: a fleet of 1,000 sessions that share nothing (as separate processes would:
+/// no `SharedHosts`, each its own seed) waits out a 400 ms election with at most five
+/// connections each, every one back within 250 ms of its end, and the fleet's connections
+/// spread out in time rather than in one burst. In the next two elections (385–415 ms), once
+/// every session has learned how long elections take, they come back sooner with at most
+/// six connections (four on average).
+#[test]
+fn a_thousand_separate_sessions_wait_out_an_election_with_few_connections() {
+    const FLEET: u64 = 1000;
+    let mut first = Vec::new();
+    let mut learned = Vec::new();
+    let mut first_probe_times = Vec::new();
+    for seed in 0..FLEET {
+        let mut c = SessionConfig::with_timeout(T);
+        c.rng_seed = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xfee7;
+        let mut sim = Sim::new(3, c);
+        connected(&mut sim);
+        let crash_at = sim.elapsed();
+        let skip = sim.accepted_at.len();
+        first.push(wait_out(&mut sim, 0, Duration::from_millis(400)));
+        first_probe_times.extend(
+            sim.accepted_at[skip..]
+                .iter()
+                .map(|t| t.saturating_sub(crash_at)),
+        );
+        for k in 1..3 {
+            let election = jittered(
+                seed,
+                k,
+                Duration::from_millis(400),
+                Duration::from_millis(15),
+            );
+            learned.push(wait_out(&mut sim, usize::try_from(k).unwrap(), election));
+        }
+        assert_eq!(sim.state(), SessionState::Connected);
+    }
+    for (what, runs) in [("first election", &first), ("learned elections", &learned)] {
+        let worst_conns = runs.iter().map(|w| w.accepted).max().unwrap();
+        let worst_back = runs.iter().map(|w| w.beyond).max().unwrap();
+        let mut backs: Vec<Duration> = runs.iter().map(|w| w.beyond).collect();
+        backs.sort();
+        let mean_conns = runs.iter().map(|w| w.accepted).sum::<usize>() as f64 / runs.len() as f64;
+        println!(
+            "{what}: connections per session mean {mean_conns:.2}, max {worst_conns}; \
+             back after the end p50 {:?}, p90 {:?}, max {worst_back:?}",
+            backs[backs.len() / 2],
+            backs[backs.len() * 9 / 10]
+        );
+        // The issue's bound is for an election no session could predict; once they have
+        // learned, a train that misses the end costs one more connection now and then.
+        let (max_conns, max_mean) = if what == "first election" {
+            (5, 4.5)
+        } else {
+            (6, 4.0)
+        };
+        assert!(
+            worst_conns <= max_conns,
+            "{what}: {worst_conns} connections"
+        );
+        assert!(
+            mean_conns <= max_mean,
+            "{what}: {mean_conns} connections on average"
+        );
+        assert!(
+            worst_back <= Duration::from_millis(250),
+            "{what}: back {worst_back:?} after the election"
+        );
+    }
+    // No probe is wasted inside the finalize wait (only the connection that found the
+    // survivors electing, right after the loss), and no 10 ms slice after it holds more
+    // than 15 % of the fleet's connections (they spread over the 200–300 ms of the first
+    // probe's jitter and on).
+    let mut slices = [0_usize; 100];
+    for t in &first_probe_times {
+        let ms = usize::try_from(t.as_millis()).unwrap();
+        assert!(
+            !(30..200).contains(&ms),
+            "a connection {t:?} after the crash, inside the finalize wait"
+        );
+        if let Some(slot) = slices.get_mut(ms / 10) {
+            *slot += 1;
+        }
+    }
+    println!("the fleet's connections per 10 ms from the crash: {slices:?}");
+    let peak = slices[3..].iter().max().unwrap();
+    println!("peak connections in a 10 ms slice after the finalize wait: {peak}");
+    assert!(*peak <= 150, "{peak} connections in one 10 ms slice");
+}
+
+/// Issue 12: a lone session still comes back within 10 ms of an election's end (the median
+/// over the elections after it has seen three; none over 25 ms) with elections of 390–410 ms
+/// that it cannot predict exactly, and within 250 ms of the first.
+#[test]
+fn a_lone_session_comes_back_within_10_ms_of_elections_it_has_learned() {
+    for seed in 0..20 {
+        let mut c = cfg();
+        c.rng_seed = seed;
+        let mut sim = Sim::new(3, c);
+        connected(&mut sim);
+        let mut runs = Vec::new();
+        for k in 0..8 {
+            let election = jittered(
+                seed,
+                k,
+                Duration::from_millis(400),
+                Duration::from_millis(10),
+            );
+            runs.push(wait_out(
+                &mut sim,
+                usize::try_from(k % 3).unwrap(),
+                election,
+            ));
+        }
+        assert!(
+            runs[0].beyond <= Duration::from_millis(250),
+            "seed {seed}: {runs:?}"
+        );
+        let mut learned: Vec<Duration> = runs[3..].iter().map(|w| w.beyond).collect();
+        learned.sort();
+        assert!(
+            learned[learned.len() / 2] <= Duration::from_millis(10),
+            "seed {seed}: median of the learned elections; {runs:?}"
+        );
+        assert!(
+            learned.iter().all(|b| *b <= Duration::from_millis(25)),
+            "seed {seed}: learned elections {runs:?}"
+        );
+        assert!(
+            runs.iter().all(|w| w.accepted <= 6),
+            "seed {seed}: {runs:?}"
+        );
+        assert!(sim.core.counters().elections_waited >= 8);
+    }
 }
 
 #[test]
-fn election_retries_are_paced_process_wide() {
-    // 400 other sessions of the process are retrying too: they booked the next 100 ms of
-    // election retries (250 µs apart), so this session's first retry waits its turn instead
-    // of adding to the flood.
+fn election_probes_are_paced_process_wide() {
+    // 4,000 probes of other sessions of the process are booked ahead (100 µs apart: the next
+    // 400 ms), so this session's first probe, planned after the 200 ms finalize wait, waits
+    // for its turn after them instead of adding to the burst.
     let (mut sim, shared, first) = connected_sharing();
+    let before = sim.core.counters().attempts;
     sim.crash(first);
     for h in (0..3).filter(|&h| h != first) {
-        sim.set_mode(h, Mode::Electing);
+        sim.elect(h);
     }
-    for _ in 0..400 {
+    for _ in 0..4000 {
         let _ = shared.book_election_retry(sim.now);
     }
-    let attempts_before = sim.core.counters().attempts;
-    sim.run_for(Duration::from_millis(90));
-    // One pass (three hosts, no pause inside a pass), then it waits for its booked slot.
-    assert_eq!(sim.core.counters().attempts - attempts_before, 3);
-    sim.run_for(Duration::from_millis(20));
-    assert!(sim.core.counters().attempts - attempts_before > 3);
+    sim.run_for(Duration::from_millis(390));
+    // The connection that found the survivors electing (after a refusal, maybe), then
+    // nothing until the booked slot.
+    let early = sim.core.counters().attempts - before;
+    assert!((1..=2).contains(&early), "{early} attempts");
+    sim.run_for(Duration::from_millis(40));
+    assert!(sim.core.counters().attempts - before > early);
 }
 
 #[test]
@@ -728,8 +897,8 @@ fn preamble_is_sent_on_every_handshake_small_or_large() {
 }
 
 /// The frozen server was the leader: the other servers hold an election for a while after
-/// the freeze is detected. The client must keep retrying them quickly and never spend an
-/// attempt on the frozen host meanwhile.
+/// the freeze is detected. The client must keep probing them (never more than 250 ms apart)
+/// and never spend an attempt on the frozen host meanwhile.
 #[test]
 fn frozen_leader_then_election_does_not_wait_on_the_frozen_host() {
     for seed in 0..10 {

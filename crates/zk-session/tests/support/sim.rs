@@ -103,6 +103,11 @@ pub struct Sim {
     pub preamble_replies: usize,
     last_zxid: i64,
     pub handshakes: Vec<(Duration, usize)>,
+    /// TCP connections the servers accepted (what a server's kernel counts; refusals by a
+    /// crashed server are not accepted).
+    pub accepted: usize,
+    /// When each of them was accepted.
+    pub accepted_at: Vec<Duration>,
 }
 
 pub fn host_spec(port: u16) -> HostSpec {
@@ -152,6 +157,8 @@ impl Sim {
             preamble_replies: 0,
             last_zxid: 0,
             handshakes: Vec::new(),
+            accepted: 0,
+            accepted_at: Vec::new(),
         }
     }
 
@@ -343,6 +350,8 @@ impl Sim {
                 self.open.insert(conn);
                 match self.host_of(target.addr) {
                     Some(h) if self.hosts[h].mode != Mode::Down => {
+                        self.accepted += 1;
+                        self.accepted_at.push(self.elapsed());
                         self.server_conns.insert(
                             conn,
                             ServerConn {
@@ -614,6 +623,21 @@ impl Sim {
             self.seq += 1;
             let at = self.now + Duration::from_millis(15);
             self.queue.insert((at, self.seq), Ev::Closed(c));
+        }
+    }
+
+    /// The server lost its leader: it drops every client connection (orderly close) and
+    /// elects, accepting and closing new connections until `set_mode(h, Mode::Up)`.
+    pub fn elect(&mut self, h: usize) {
+        self.hosts[h].mode = Mode::Electing;
+        let conns: Vec<ConnId> = self
+            .server_conns
+            .iter()
+            .filter(|(_, c)| c.host == h)
+            .map(|(id, _)| *id)
+            .collect();
+        for c in conns {
+            self.server_close(c);
         }
     }
 
