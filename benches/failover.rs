@@ -659,77 +659,19 @@ async fn try_sample(
     }
 }
 
-/// Restores the ensemble: thaw, heal proxies, restart dead nodes, wait until all serve.
+/// Restores the ensemble: thaw, heal proxies, restart dead nodes, wait until all serve, warm
+/// the restarted nodes (`support::ensemble::heal`, shared with the fleet benchmark).
 async fn heal(ctx: &mut Ctx) -> Result<(), String> {
     step("healing");
-    for p in ctx.ens.proxies() {
-        p.set_mode(ProxyMode::Pass);
-    }
-    let mut restarted = Vec::new();
-    for i in 0..3 {
-        let n = ctx.ens.node(i);
-        if n.is_frozen() {
-            n.try_thaw().map_err(|e| e.to_string())?;
-        } else if !n.is_running() {
-            n.restart().await.map_err(|e| e.to_string())?;
-            restarted.push(i);
-        }
-    }
-    ctx.ens
-        .wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
-        .await
-        .map_err(|e| e.to_string())?;
-    ctx.ens
-        .wait_for_leader(Duration::from_secs(30))
-        .await
-        .map_err(|e| e.to_string())?;
-    for i in restarted {
-        warm(ctx, i).await?;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
     step("healed");
     Ok(())
 }
 
-/// Handshakes moved onto the node (and away) and reads on it, per restart.
-const WARM_HANDSHAKES: usize = 150;
-const WARM_READS: usize = 1000;
-
-/// Warms a server's JVM (every server at start, then each one restarted) before the next sample: sessions moved onto it and away
-/// again (its revalidation path) and reads on it. Servers in production have been running for
-/// a while; without this, a session that fails over to a server restarted seconds earlier
-/// measures that JVM's interpreter and class loading (shares of 38-43 ms in an otherwise
-/// 2-9 ms distribution, for every client). Done the same way whichever client is next.
+/// Warms node `i` (`support::ensemble::warm`): handshakes moved onto it and away, then reads.
 async fn warm(ctx: &Ctx, i: usize) -> Result<(), String> {
     step(&format!("warming node {i}"));
-    let addr = ctx.ens.node(i).client_addr();
-    let others: Vec<SocketAddr> = (0..ctx.ens.nodes().len())
-        .filter(|j| *j != i)
-        .map(|j| ctx.ens.node(j).client_addr())
-        .collect();
-    // Smoke runs only check that the path works.
-    let (handshakes, reads) = if ctx.args.mode == Mode::Bench {
-        (WARM_HANDSHAKES, WARM_READS)
-    } else {
-        (5, 20)
-    };
-    let session = raw::new_session(addr, 10_000).await?;
-    for k in 0..handshakes {
-        raw::reconnect_time(addr, &session, 10_000).await?;
-        raw::reconnect_time(others[k % others.len()], &session, 10_000).await?;
-    }
-    let c = Client::builder(&addr.to_string())
-        .session_timeout(T6)
-        .connect()
-        .await
-        .map_err(|e| format!("warm-up client: {e}"))?;
-    for _ in 0..reads {
-        c.get_data("/probe")
-            .await
-            .map_err(|e| format!("warm-up read: {e}"))?;
-    }
-    c.close().await;
-    Ok(())
+    support::ensemble::warm(&ctx.ens, i, ctx.args.mode == Mode::Bench).await
 }
 
 /// `storm`: N sessions in this process, all on one follower (the other proxies refuse new

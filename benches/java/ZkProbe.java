@@ -14,6 +14,13 @@
 //   storm-connect <connstr> <n> <timeoutMs> -> storm-ready <n>
 //   storm-go                       -> storm-done <lastOkNsAfterGo> <expired> <ok>
 //   idle <connstr> <n> <timeoutMs> -> idle-ready <n>
+//   ping                           -> pong
+//   fleet <connstr> <timeoutMs>    -> ready <sessionIdHex> | err <why>; then, asynchronously, one
+//                                     line per event (benches/fleet.rs, one JVM per fleet member):
+//                                     d <ns> (a read failed or the client said Disconnected),
+//                                     u <ns> (first successful read after a d), x <ns> (expired);
+//                                     the session reads /probe every 100 ms
+//   fleet-stop                     -> stopped <reads> <failedReads>  (session closed)
 //   quit
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -83,6 +90,9 @@ public class ZkProbe {
                     case "storm-connect": out.println(stormConnect(a[1], Integer.parseInt(a[2]), Integer.parseInt(a[3]), "storm-ready")); break;
                     case "idle": out.println(stormConnect(a[1], Integer.parseInt(a[2]), Integer.parseInt(a[3]), "idle-ready")); break;
                     case "storm-go": out.println(stormGo()); break;
+                    case "ping": out.println("pong"); break;
+                    case "fleet": fleet(out, a[1], Integer.parseInt(a[2])); break;
+                    case "fleet-stop": out.println(fleetStop()); break;
                     case "quit": System.exit(0); break;
                     default: out.println("err unknown command " + a[0]);
                 }
@@ -200,5 +210,66 @@ public class ZkProbe {
                 issue(z, go, last, done);
             }
         }, null);
+    }
+
+    // Fleet member: one session reading every 100 ms, events printed as they happen.
+    static ZooKeeper fleetZk;
+    static Thread fleetThread;
+    static volatile boolean fleetRunning;
+    static volatile boolean fleetDown;
+    static long fleetReads, fleetFails;
+
+    static void fleet(final PrintStream out, String connstr, int timeoutMs) throws Exception {
+        final CountDownLatch c = new CountDownLatch(1);
+        fleetDown = false;
+        fleetReads = 0;
+        fleetFails = 0;
+        fleetZk = new ZooKeeper(connstr, timeoutMs, (WatchedEvent e) -> {
+            switch (e.getState()) {
+                case SyncConnected: c.countDown(); break;
+                case Disconnected:
+                    if (fleetRunning) { fleetDown = true; out.println("d " + System.nanoTime()); }
+                    break;
+                case Expired: out.println("x " + System.nanoTime()); break;
+                default: break;
+            }
+        });
+        if (!c.await(60, TimeUnit.SECONDS)) { out.println("err connect timeout"); return; }
+        final ZooKeeper z = fleetZk;
+        z.getData(PATH, false, new Stat());
+        fleetRunning = true;
+        fleetThread = new Thread(() -> {
+            Stat st = new Stat();
+            long next = System.nanoTime();
+            while (fleetRunning) {
+                boolean ok;
+                try { z.getData(PATH, false, st); ok = true; }
+                catch (KeeperException e) { ok = false; }
+                catch (InterruptedException e) { return; }
+                long t = System.nanoTime();
+                fleetReads++;
+                if (ok) {
+                    if (fleetDown) { fleetDown = false; out.println("u " + t); }
+                } else {
+                    fleetFails++;
+                    fleetDown = true;
+                    out.println("d " + t);
+                }
+                next += 100_000_000L;
+                long now = System.nanoTime();
+                if (next < now) next = now;
+                try { Thread.sleep((next - now) / 1_000_000L, (int) ((next - now) % 1_000_000L)); }
+                catch (InterruptedException e) { return; }
+            }
+        }, "fleet-reader");
+        fleetThread.start();
+        out.println("ready " + Long.toHexString(z.getSessionId()));
+    }
+
+    static String fleetStop() throws Exception {
+        fleetRunning = false;
+        if (fleetThread != null) { fleetThread.join(10000); fleetThread = null; }
+        if (fleetZk != null) { fleetZk.close(2000); fleetZk = null; }
+        return "stopped " + fleetReads + " " + fleetFails;
     }
 }

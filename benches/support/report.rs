@@ -568,3 +568,389 @@ fn svg(f: &View<'_>) -> String {
     );
     o
 }
+
+const FLEET_BEGIN: &str = "<!-- BEGIN GENERATED FLEET (cargo bench --bench fleet) -->";
+const FLEET_END: &str = "<!-- END GENERATED FLEET -->";
+const FLEET_ROWS: [(&str, &str); 4] = [
+    ("baseline", "no clients (baseline)"),
+    ("zk-failover", "zk-failover (this project)"),
+    ("zookeeper-client", "zookeeper-client 0.11 (Rust)"),
+    ("java", "Java client 3.8"),
+];
+
+/// Regenerates the fleet section of `docs/benchmarks.md` (between its own markers, so the
+/// failover/steady report and this one can be rendered independently) and `docs/fleet.svg`
+/// from `target/bench-results/fleet.tsv`; errors are printed, never fatal.
+pub(crate) fn render_fleet() {
+    let r = Results::read("fleet");
+    let v = View(&r);
+    let docs = repo_dir().join("docs");
+    let _ = std::fs::create_dir_all(&docs);
+    let chart = fleet_groups(&v)
+        .into_iter()
+        .rev()
+        .find(|p| *p == 200)
+        .or_else(|| fleet_groups(&v).into_iter().max());
+    if let Some(p) = chart
+        && let Err(e) = std::fs::write(docs.join("fleet.svg"), fleet_svg(&v, p))
+    {
+        eprintln!("report: cannot write docs/fleet.svg: {e}");
+    }
+    let body = fleet_section(&v, chart);
+    let path = docs.join("benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let block = format!("{FLEET_BEGIN}\n{body}{FLEET_END}\n");
+    let new = match (old.find(FLEET_BEGIN), old.find(FLEET_END)) {
+        (Some(a), Some(b)) if a < b => format!(
+            "{}{block}\n{}",
+            &old[..a],
+            old[b + FLEET_END.len()..].trim_start_matches('\n')
+        ),
+        _ => match old.find("\n## Reading the results") {
+            Some(i) => format!("{}{block}\n{}", &old[..=i], &old[i + 1..]),
+            None => format!("{old}\n{block}"),
+        },
+    };
+    match std::fs::write(&path, new) {
+        Ok(()) => println!("report: wrote the fleet section of {}", path.display()),
+        Err(e) => eprintln!("report: cannot write {}: {e}", path.display()),
+    }
+}
+
+/// The fleet sizes with results (`p100` → 100), ascending.
+fn fleet_groups(v: &View<'_>) -> Vec<usize> {
+    let mut ps: Vec<usize> =
+        v.0.rows
+            .iter()
+            .filter_map(|r| r.group.strip_prefix('p').and_then(|p| p.parse().ok()))
+            .collect();
+    ps.sort_unstable();
+    ps.dedup();
+    ps
+}
+
+/// Per trial: (`counter` − the poller's connections − the quorum's own) / P, where the
+/// quorum's own is the median of (`counter` − poller) over the baseline trials of the group.
+/// `counter` is `passive_opens` (connections the servers accepted) or `active_opens` (every
+/// `connect()` on the machine, including those the killed server's closed port refused).
+fn conns_per_process(v: &View<'_>, g: &str, c: &str, counter: &str) -> Vec<f64> {
+    let own: Vec<f64> = v
+        .v(g, "baseline", counter)
+        .iter()
+        .zip(v.v(g, "baseline", "poller_conns"))
+        .map(|(p, q)| p - q)
+        .collect();
+    let own = if own.is_empty() { 0.0 } else { median(&own) };
+    let (pa, po, m) = (
+        v.v(g, c, counter),
+        v.v(g, c, "poller_conns"),
+        v.v(g, c, "members"),
+    );
+    pa.iter()
+        .zip(po)
+        .zip(m)
+        .map(|((p, q), n)| ((p - q - own) / n.max(1.0)).max(0.0))
+        .collect()
+}
+
+fn fleet_section(v: &View<'_>, chart: Option<usize>) -> String {
+    let mut o = String::new();
+    let (n, model, load) = sys::machine();
+    let _ = writeln!(
+        o,
+        "### Fleet: P client processes failing over together when the leader is killed\n\n\
+         `benches/fleet.rs` (`cargo bench --bench fleet`): the failover benchmark's 3-node \
+         ensemble (tick 200 ms, T = 6 s, `clientPortListenBacklog` 1024), P separate OS \
+         processes each with one session reading `/probe` every 100 ms (default client \
+         settings; Rust members are this executable re-executed, Java members one JVM each with \
+         `-Xmx32m -Xss256k -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto`, kept across \
+         trials with a fresh session per trial), then `kill -9` of the leader. Clients rotate \
+         within each trial, the same kill with no clients (*baseline*) included; medians over \
+         the trials. *election* = kill → the first survivor answering `srvr` as leader or \
+         follower (polled every 20 ms); *back* = kill → a process's first successful read after \
+         its last failure (a client whose reads fail while disconnected notices recovery at its \
+         next 100 ms read; zk-failover's reads wait and are re-sent); *connections per process* \
+         = the kernel's `Tcp: PassiveOpens` delta over the window (kill → every process back), \
+         minus the poller's own connections and the quorum's own (the baseline's median), ÷ P; \
+         *listen drops* = `TcpExt: ListenOverflows` / `ListenDrops` deltas; CPU over the window: \
+         the two surviving JVMs' utime+stime (`/proc/<pid>/stat`, 10 ms ticks) and the run \
+         time of every fleet process's threads (`/proc/<pid>/task/*/schedstat`). Java runs at \
+         P ≤ 100 only (a JVM per member). The kernel counters cover the whole machine: other \
+         loopback traffic during a window (e.g. a build's tests) is counted too.\n\n\
+         Machine: {n} cores ({model}); load average when written: {load}; fleet run load \
+         (1-min) at start/end: {} / {}.",
+        fmt_load(v, "load_start"),
+        fmt_load(v, "load_end"),
+    );
+    for p in fleet_groups(v) {
+        let g = format!("p{p}");
+        let base = v.med(&g, "baseline", "election_ms");
+        let _ = writeln!(
+            o,
+            "\n**P = {p}**\n\n| client | trials | election (× no-client) | last process back | \
+             back p50 / p90 | connections per process: accepted / `connect()` calls | listen overflows / drops | survivors' \
+             CPU | fleet CPU | sessions lost |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for (c, name) in FLEET_ROWS {
+            let el = v.v(&g, c, "election_ms");
+            let errors = v.v(&g, c, "errors").len();
+            if el.is_empty() && errors == 0 {
+                continue;
+            }
+            let trials = v.v(&g, c, "window_ms").len();
+            let failed = if errors > 0 {
+                format!(" ({errors} failed)")
+            } else {
+                String::new()
+            };
+            let el_cell = if c == "baseline" {
+                fmt_ms(median(&el))
+            } else if base > 0.0 {
+                format!("{} ({:.2}×)", fmt_ms(median(&el)), median(&el) / base)
+            } else {
+                fmt_ms(median(&el))
+            };
+            let drops = format!(
+                "{:.0} / {:.0}",
+                v.med(&g, c, "listen_overflows"),
+                v.med(&g, c, "listen_drops")
+            );
+            if c == "baseline" {
+                let own: Vec<f64> = v
+                    .v(&g, c, "passive_opens")
+                    .iter()
+                    .zip(v.v(&g, c, "poller_conns"))
+                    .map(|(a, b)| a - b)
+                    .collect();
+                let own_active: Vec<f64> = v
+                    .v(&g, c, "active_opens")
+                    .iter()
+                    .zip(v.v(&g, c, "poller_conns"))
+                    .map(|(a, b)| a - b)
+                    .collect();
+                let _ = writeln!(
+                    o,
+                    "| {name} | {trials}{failed} | {el_cell} | – | – | – (quorum's own: {:.0} / {:.0} per election) | {drops} | {} | – | – |",
+                    median(&own),
+                    median(&own_active),
+                    fmt_ms(v.med(&g, c, "survivors_cpu_ms")),
+                );
+                continue;
+            }
+            let members = v.med(&g, c, "members");
+            let not_back: f64 = v.v(&g, c, "not_back").iter().sum();
+            let last = if not_back > 0.0 {
+                format!(
+                    "{} ({not_back:.0} not back in 15 s)",
+                    fmt_ms(v.med(&g, c, "last_back_ms"))
+                )
+            } else {
+                fmt_ms(v.med(&g, c, "last_back_ms"))
+            };
+            let members_note = if members.is_nan() || members as usize == p {
+                String::new()
+            } else {
+                format!(" (P = {members:.0})")
+            };
+            let _ = writeln!(
+                o,
+                "| {name}{members_note} | {trials}{failed} | {el_cell} | {last} | {} / {} | {:.1} / {:.1} | {drops} | {} | {} | {:.0} |",
+                fmt_ms(v.med(&g, c, "p50_back_ms")),
+                fmt_ms(v.med(&g, c, "p90_back_ms")),
+                median(&conns_per_process(v, &g, c, "passive_opens")),
+                median(&conns_per_process(v, &g, c, "active_opens")),
+                fmt_ms(v.med(&g, c, "survivors_cpu_ms")),
+                fmt_ms(v.med(&g, c, "fleet_cpu_ms")),
+                v.v(&g, c, "lost").iter().sum::<f64>(),
+            );
+        }
+        let att = v.v(&g, "zk-failover", "engine_attempts_per_process");
+        if !att.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nzk-failover's own count of connection attempts per process (its engine's \
+                 counters, the whole trial): {:.1} (median of the trials).",
+                median(&att)
+            );
+        }
+    }
+    if fleet_groups(v).contains(&200) || chart.is_some() {
+        fleet_targets(v, &mut o);
+    }
+    if let Some(p) = chart {
+        let _ = writeln!(
+            o,
+            "\n![election and last process back at P = {p}](fleet.svg)"
+        );
+    }
+    o
+}
+
+/// The issue-12 targets for zk-failover at P = 200 (or the largest P measured).
+fn fleet_targets(v: &View<'_>, o: &mut String) {
+    let groups = fleet_groups(v);
+    let Some(p) = groups
+        .iter()
+        .copied()
+        .find(|p| *p == 200)
+        .or_else(|| groups.iter().copied().max())
+    else {
+        return;
+    };
+    let g = format!("p{p}");
+    let ours = "zk-failover";
+    if v.v(&g, ours, "election_ms").is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n**Targets (issue 12), zk-failover at P = {p}** (medians of the trials; listen drops: \
+         every trial)\n\n| target | measured | |\n|---|---|---|"
+    );
+    let (el, base) = (
+        v.med(&g, ours, "election_ms"),
+        v.med(&g, "baseline", "election_ms"),
+    );
+    let _ = writeln!(
+        o,
+        "| election ≤ 1.15 × the no-client election | {} vs {} × 1.15 = {} ({:.2}×) | {} |",
+        fmt_ms(el),
+        fmt_ms(base),
+        fmt_ms(1.15 * base),
+        el / base,
+        verdict(el <= 1.15 * base)
+    );
+    let conns = median(&conns_per_process(v, &g, ours, "passive_opens"));
+    let calls = median(&conns_per_process(v, &g, ours, "active_opens"));
+    let _ = writeln!(
+        o,
+        "| ≤ 5 connection attempts per process (accepted by a server: `PassiveOpens`) | {conns:.1} \
+         (`connect()` calls, including those the killed server's port refused: {calls:.1}{}) | {} |",
+        if calls > 5.0 { ", over 5" } else { "" },
+        verdict(conns <= 5.0)
+    );
+    let drops = max(&v.v(&g, ours, "listen_drops")).max(max(&v.v(&g, ours, "listen_overflows")));
+    let _ = writeln!(
+        o,
+        "| 0 listen drops | {drops:.0} (most in one trial) | {} |",
+        verdict(drops == 0.0)
+    );
+    let beyond = v.med(&g, ours, "last_back_minus_election_ms");
+    let last = v.med(&g, ours, "last_back_ms");
+    let _ = writeln!(
+        o,
+        "| last process back ≤ election + 250 ms | {} = election + {} | {} |",
+        fmt_ms(last),
+        fmt_ms(beyond),
+        verdict(beyond <= 250.0)
+    );
+    let peers: Vec<(f64, &str)> = [("zookeeper-client", "zookeeper-client"), ("java", "Java")]
+        .iter()
+        .map(|(c, n)| (v.med(&g, c, "last_back_ms"), *n))
+        .filter(|(x, _)| !x.is_nan())
+        .collect();
+    if let Some((best, name)) = peers.iter().copied().min_by(|a, b| a.0.total_cmp(&b.0)) {
+        let _ = writeln!(
+            o,
+            "| last process back ≤ 0.5 × the best peer's | {} vs {name} {} ({:.2}×) | {} |",
+            fmt_ms(last),
+            fmt_ms(best),
+            last / best,
+            verdict(last <= 0.5 * best)
+        );
+    }
+}
+
+/// Bars of the election and the last process back per client at P = `p`.
+fn fleet_svg(v: &View<'_>, p: usize) -> String {
+    let g = format!("p{p}");
+    let rows: Vec<(&str, f64, f64)> = FLEET_ROWS
+        .iter()
+        .map(|(c, name)| {
+            (
+                *name,
+                v.med(&g, c, "election_ms"),
+                v.med(&g, c, "last_back_ms"),
+            )
+        })
+        .filter(|(_, e, _)| !e.is_nan())
+        .collect();
+    let top = rows
+        .iter()
+        .flat_map(|(_, e, l)| [*e, *l])
+        .filter(|x| !x.is_nan())
+        .fold(100.0_f64, f64::max);
+    // A round axis end: 1, 2 or 5 × 10^k ms.
+    let mag = 10f64.powf(top.log10().floor());
+    let end = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|e| *e >= top)
+        .unwrap_or(10.0 * mag);
+    let (left, width, top_y, row_h) = (210.0, 560.0, 50.0, 44.0);
+    let height = top_y + row_h * rows.len() as f64 + 50.0;
+    let x = |ms: f64| left + width * (ms / end).clamp(0.0, 1.0);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="sans-serif" font-size="11">"#,
+        left + width + 40.0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="10" y="18" font-size="13">Leader killed under a fleet of {p} client processes: election and last process back (medians)</text>"#
+    );
+    let _ = writeln!(
+        o,
+        r##"<rect x="{left}" y="28" width="10" height="10" fill="#7f7f7f"/><text x="{}" y="37">election (first survivor serving)</text><rect x="{}" y="28" width="10" height="10" fill="#d62728"/><text x="{}" y="37">last process back</text>"##,
+        left + 14.0,
+        left + 230.0,
+        left + 244.0
+    );
+    for i in 0..=5 {
+        let t = end * f64::from(i) / 5.0;
+        let tx = x(t);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{tx:.1}" y1="{top_y}" x2="{tx:.1}" y2="{}" stroke="#ddd"/><text x="{tx:.1}" y="{}" text-anchor="middle">{}</text>"##,
+            height - 40.0,
+            height - 26.0,
+            fmt_ms(t)
+        );
+    }
+    for (i, (name, e, l)) in rows.iter().enumerate() {
+        let y = top_y + row_h * i as f64 + 6.0;
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="{}" text-anchor="end">{name}</text>"#,
+            left - 8.0,
+            y + 18.0
+        );
+        let _ = writeln!(
+            o,
+            r##"<rect x="{left}" y="{y:.1}" width="{:.1}" height="14" fill="#7f7f7f"/><text x="{:.1}" y="{:.1}">{}</text>"##,
+            x(*e) - left,
+            x(*e) + 4.0,
+            y + 11.0,
+            fmt_ms(*e)
+        );
+        if !l.is_nan() {
+            let _ = writeln!(
+                o,
+                r##"<rect x="{left}" y="{:.1}" width="{:.1}" height="14" fill="#d62728"/><text x="{:.1}" y="{:.1}">{}</text>"##,
+                y + 16.0,
+                x(*l) - left,
+                x(*l) + 4.0,
+                y + 27.0,
+                fmt_ms(*l)
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        r#"<text x="{}" y="{}" text-anchor="middle">time from kill -9 of the leader</text></svg>"#,
+        left + width / 2.0,
+        height - 8.0
+    );
+    o
+}

@@ -104,3 +104,57 @@ pub(crate) fn machine_cpu() -> (Duration, Duration) {
         Duration::from_millis(total * 10),
     )
 }
+
+/// The kernel's TCP counters that count connection attempts and listen-queue drops, for the
+/// whole network namespace (everything in the benchmarks runs on loopback).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TcpCounters {
+    /// `Tcp: PassiveOpens` (`/proc/net/snmp`): connections a listener accepted (SYN_RECV).
+    pub(crate) passive_opens: u64,
+    /// `Tcp: ActiveOpens`: connect() calls that sent a SYN.
+    pub(crate) active_opens: u64,
+    /// `Tcp: AttemptFails`: connects that failed (e.g. refused by a dead port).
+    pub(crate) attempt_fails: u64,
+    /// `TcpExt: ListenOverflows` (`/proc/net/netstat`): accept queue full.
+    pub(crate) listen_overflows: u64,
+    /// `TcpExt: ListenDrops`: SYNs dropped by a listener (includes the overflows).
+    pub(crate) listen_drops: u64,
+}
+
+impl TcpCounters {
+    /// Reads the counters now; missing fields read as 0.
+    pub(crate) fn read() -> Self {
+        let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+        let netstat = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+        let get = |text: &str, prefix: &str, name: &str| -> u64 {
+            // Pairs of lines: "Tcp: Name1 Name2 …" then "Tcp: v1 v2 …".
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
+            lines
+                .chunks(2)
+                .find_map(|pair| {
+                    let (names, values) = (pair.first()?, pair.get(1)?);
+                    let i = names.split_whitespace().position(|n| n == name)?;
+                    values.split_whitespace().nth(i)?.parse().ok()
+                })
+                .unwrap_or(0)
+        };
+        Self {
+            passive_opens: get(&snmp, "Tcp:", "PassiveOpens"),
+            active_opens: get(&snmp, "Tcp:", "ActiveOpens"),
+            attempt_fails: get(&snmp, "Tcp:", "AttemptFails"),
+            listen_overflows: get(&netstat, "TcpExt:", "ListenOverflows"),
+            listen_drops: get(&netstat, "TcpExt:", "ListenDrops"),
+        }
+    }
+
+    /// `later − self`, field by field.
+    pub(crate) fn delta(self, later: Self) -> Self {
+        Self {
+            passive_opens: later.passive_opens.saturating_sub(self.passive_opens),
+            active_opens: later.active_opens.saturating_sub(self.active_opens),
+            attempt_fails: later.attempt_fails.saturating_sub(self.attempt_fails),
+            listen_overflows: later.listen_overflows.saturating_sub(self.listen_overflows),
+            listen_drops: later.listen_drops.saturating_sub(self.listen_drops),
+        }
+    }
+}
