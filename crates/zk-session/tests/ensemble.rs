@@ -34,7 +34,7 @@ fn ensemble() -> EnsembleBuilder {
 }
 
 fn adaptive(t: Duration) -> SessionConfig {
-    let mut cfg = SessionConfig::with_timeout(t);
+    let mut cfg = zk_session::config_with_timeout(t);
     cfg.timing.adaptive = Some(AdaptiveDetector::default());
     cfg
 }

@@ -290,7 +290,7 @@ where
         let peer = Peer::start(move |_, s| answer(s)).await;
         let before = rss();
         let started = Instant::now();
-        let (h, _events) = session(&[peer.addr, real_addr], SessionConfig::with_timeout(T));
+        let (h, _events) = session(&[peer.addr, real_addr], zk_session::config_with_timeout(T));
         on_server(&h, real_addr).await;
         assert_eq!(exists(&h, "/").await, ErrorCode::Ok);
         assert!(
@@ -326,7 +326,7 @@ where
         .await;
         let before = rss();
         let started = Instant::now();
-        let (h, _events) = session(&[peer.addr, real_addr], SessionConfig::with_timeout(T));
+        let (h, _events) = session(&[peer.addr, real_addr], zk_session::config_with_timeout(T));
         assert_eq!(h.wait_connected(RECOVER).await, SessionState::Connected);
         let id = h.session_id();
         // Two reads in flight across whatever the peer does: both answered, each correctly.
@@ -492,7 +492,7 @@ fn connect_response_with_a_different_session_id() {
         .await;
         let before = rss();
         let started = Instant::now();
-        let mut cfg = SessionConfig::with_timeout(T);
+        let mut cfg = zk_session::config_with_timeout(T);
         cfg.resume = Some(saved);
         let (h, _events) = session(&[peer.addr, real_addr], cfg);
         on_server(&h, real_addr).await;
@@ -654,7 +654,7 @@ fn notification_for_a_path_never_watched() {
         .await;
         let before = rss();
         let started = Instant::now();
-        let (h, mut events) = session(&[peer.addr, real_addr], SessionConfig::with_timeout(T));
+        let (h, mut events) = session(&[peer.addr, real_addr], zk_session::config_with_timeout(T));
         assert_eq!(h.wait_connected(RECOVER).await, SessionState::Connected);
         let body = tokio::time::timeout(RECOVER, async {
             loop {
@@ -692,7 +692,7 @@ fn oversized_reply_fails_only_its_request() {
     scenario(standalone, |ens| async move {
         let panics = observe();
         let real_addr = ens.node(0).client_addr();
-        let mut cfg = SessionConfig::with_timeout(T);
+        let mut cfg = zk_session::config_with_timeout(T);
         cfg.max_inbound_frame = 64 * 1024;
         let (h, _events) = session(&[real_addr], cfg);
         assert_eq!(h.wait_connected(RECOVER).await, SessionState::Connected);

@@ -42,7 +42,6 @@ use zk_proto::{
     ConnectRequest, ConnectResponse, ErrorCode, Frame, FrameDecoder, OpCode, Record, ReplyHeader,
     RequestHeader,
 };
-use zk_transport::Target;
 
 use crate::config::SessionConfig;
 use crate::detector::RttEstimator;
@@ -70,6 +69,16 @@ const ELECTION_EVIDENCE: Duration = Duration::from_millis(100);
 const RO_PROBE_MIN: Duration = Duration::from_millis(100);
 /// The longest delay between read-only probes.
 const RO_PROBE_MAX: Duration = Duration::from_secs(60);
+
+/// Where to connect: one resolved address, plus the host as written in the connection string
+/// (for TLS: SNI and certificate verification).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The resolved socket address.
+    pub addr: SocketAddr,
+    /// The host as written in the connection string, e.g. `zk1.example.com` or `127.0.0.1`.
+    pub server_name: String,
+}
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +293,7 @@ impl Session {
             None => (0, Bytes::from_static(&[0; PASSWORD_LEN])),
         };
         let decoder = FrameDecoder::new(cfg.max_inbound_frame, cfg.max_discard_frame);
-        let rng = Rng::new(cfg.rng_seed);
+        let rng = Rng::new(cfg.rng_seed.unwrap_or(0));
         let mut hosts = hosts;
         hosts.set_max_penalty(cfg.timing.receive_timeout.of(cfg.session_timeout));
         Self {
