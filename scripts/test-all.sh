@@ -73,7 +73,9 @@ clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 tests() {
     # cargo runs one test binary at a time, so at most one ZooKeeper ensemble is up at once.
     # --all-targets includes the criterion benchmarks, each run once in test mode (smoke).
-    cargo test --workspace --all-targets --no-fail-fast
+    # --include-ignored adds the real-ensemble tier (tests marked "needs Java and ZooKeeper"):
+    # plain `cargo test --workspace` is the fast tier, which starts no JVM.
+    cargo test --workspace --all-targets --no-fail-fast -- --include-ignored
     cargo test --workspace --doc
 }
 
