@@ -959,7 +959,7 @@ async fn connect_many(ctx: &mut Ctx, who: Who, connstr: &str, n: usize) -> Resul
                         let seed = clients::varied_seed();
                         Client::builder(&cs)
                             .session_timeout(T6)
-                            .configure_session(move |cfg| cfg.rng_seed = seed)
+                            .configure_session(move |cfg| cfg.rng_seed = Some(seed))
                             .connect()
                             .await
                     }));

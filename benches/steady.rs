@@ -167,7 +167,7 @@ fn main() {
         let connstr = ens.node(node).client_addr().to_string();
         let ours = Client::builder(&connstr)
             .session_timeout(T)
-            .configure_session(|cfg| cfg.rng_seed = varied_seed())
+            .configure_session(|cfg| cfg.rng_seed = Some(varied_seed()))
             .connect()
             .await
             .expect("zk-client connect");
@@ -527,7 +527,7 @@ async fn connect_ours(connstr: &str, tls: Option<zk_client::TlsConfig>, batching
     let mut b = Client::builder(connstr)
         .session_timeout(T)
         .configure_session(move |cfg| {
-            cfg.rng_seed = varied_seed();
+            cfg.rng_seed = Some(varied_seed());
             cfg.reply_batching = batching;
         });
     if let Some(t) = tls {
@@ -685,7 +685,7 @@ fn idle_child(args: &[String]) {
             if ours {
                 Client::builder(&cs)
                     .session_timeout(T)
-                    .configure_session(|cfg| cfg.rng_seed = varied_seed())
+                    .configure_session(|cfg| cfg.rng_seed = Some(varied_seed()))
                     .connect()
                     .await
                     .map(|c| Box::new(c) as Box<dyn std::any::Any + Send>)

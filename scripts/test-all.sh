@@ -56,12 +56,26 @@ ensure_tools() {
 
 fmt() { cargo fmt --all --check; }
 
+# The session core must stay pure: no async runtime, TLS or socket crate among its normal
+# dependencies (Cargo proves what the design promises).
+core_is_pure() {
+    local tree
+    tree=$(cargo tree -p zk-session-core -e normal --prefix none)
+    if echo "$tree" | grep -Ei '^(tokio|mio|socket2|rustls|ring|tokio-rustls|async-trait|libc) '; then
+        echo "zk-session-core depends on the crates above" >&2
+        return 1
+    fi
+    echo "zk-session-core: $(echo "$tree" | sort -u | wc -l) crates, none async, TLS or socket"
+}
+
 clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
 tests() {
     # cargo runs one test binary at a time, so at most one ZooKeeper ensemble is up at once.
     # --all-targets includes the criterion benchmarks, each run once in test mode (smoke).
-    cargo test --workspace --all-targets --no-fail-fast
+    # --include-ignored adds the real-ensemble tier (tests marked "needs Java and ZooKeeper"):
+    # plain `cargo test --workspace` is the fast tier, which starts no JVM.
+    cargo test --workspace --all-targets --no-fail-fast -- --include-ignored
     cargo test --workspace --doc
 }
 
@@ -130,6 +144,7 @@ step "install zookeeper" ensure_zookeeper
 step "install tools" ensure_tools
 step "cargo deny (installed)" deny_early
 step "cargo fmt --check" fmt
+step "core purity" core_is_pure
 step "cargo clippy" clippy
 step "cargo test" tests
 step "fuzz" fuzz

@@ -15,6 +15,7 @@ use std::time::Duration;
 const RUN: Duration = Duration::from_secs(28);
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn demo_keeps_the_session_through_every_fault() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -106,7 +106,7 @@ pub(crate) async fn connect(
             let seed = varied_seed();
             let mut b = Client::builder(connstr)
                 .session_timeout(timeout)
-                .configure_session(move |cfg| cfg.rng_seed = seed);
+                .configure_session(move |cfg| cfg.rng_seed = Some(seed));
             if detector == Detector::Adaptive {
                 let mut t = Timing::default();
                 t.adaptive = Some(AdaptiveDetector::default());

@@ -221,12 +221,12 @@ impl ClientBuilder {
     pub async fn connect(self) -> Result<Client> {
         let cs = ConnectString::parse(&self.connect_string)?;
         let (hosts, chroot) = cs.into_parts();
-        let mut cfg = SessionConfig::with_timeout(self.session_timeout);
+        let mut cfg = zk_session::config_with_timeout(self.session_timeout);
         cfg.can_be_read_only = self.can_be_read_only;
         cfg.resume = self.resume;
         // Sessions of one process share what they learn about servers (a reconnect storm
         // is paced as a whole); `configure_session` can opt out.
-        cfg.shared = Some(zk_session::SharedHosts::global());
+        cfg.shared = Some(zk_session::global_shared_hosts());
         if let Some(t) = self.timing {
             cfg.timing = t;
         }

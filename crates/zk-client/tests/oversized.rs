@@ -43,6 +43,7 @@ fn too_large(r: &Result<impl std::fmt::Debug, Error>, at_least: usize) {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn oversized_data_and_children_fail_only_their_calls() {
     run(LIMIT, async {
         let c = small_inbound_client().await;

@@ -14,6 +14,7 @@ use zk_testkit::{Ensemble, TlsOptions};
 static ENS: OnceLock<Ensemble> = OnceLock::new();
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn tls_session_with_failover() {
     let ens = ensemble_with(&ENS, || {
         Ensemble::builder().nodes(3).tls(TlsOptions::default())

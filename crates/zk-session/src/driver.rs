@@ -654,6 +654,8 @@ impl Driver {
                         let _ = self.events.send(DriverEvent::State(change.clone()));
                         self.state.send_replace(change);
                     }
+                    // A newer core's event this driver does not know: nothing to forward.
+                    other => trace!(?other, "event not handled"),
                 }
             }
             if state_changed {
@@ -698,6 +700,7 @@ impl Driver {
                 let connector = Arc::clone(&self.connector);
                 let snapshot = Arc::clone(&self.snapshot);
                 let span = info_span!("attempt", conn = conn.get(), addr = %target.addr);
+                let target = Target::new(target.addr, target.server_name);
                 tokio::spawn(
                     async move {
                         let io = match connector.connect(&target, timeout).await {
@@ -731,6 +734,8 @@ impl Driver {
                     let _ = tx.send(Io::Probe(probe, rw));
                 });
             }
+            // A newer core's action this driver does not know.
+            other => debug!(?other, "action not handled"),
         }
     }
 }

@@ -3,14 +3,16 @@
 //! The ZooKeeper session engine: host failover and session re-establishment, generic over
 //! any transport.
 //!
-//! It is split in two, like quinn-proto and quinn:
+//! It is split in two crates, like quinn-proto and quinn:
 //!
-//! - [`core`]: a pure state machine ([`Session`]) that takes bytes, connection events and
-//!   `Instant`s and returns actions. It never reads the clock or touches a socket, so its
-//!   whole failover logic runs deterministically in simulated time (see this crate's
-//!   `tests/sim.rs`) and under a fuzzer.
-//! - [`driver`]: a thin tokio layer that runs the core over any
-//!   [`zk_transport::Connector`], resolving names on every attempt.
+//! - [`zk_session_core`] (re-exported here whole): a pure state machine ([`Session`]) that
+//!   takes bytes, connection events and `Instant`s and returns actions. It never reads the
+//!   clock or touches a socket, so its whole failover logic runs deterministically in
+//!   simulated time (see this crate's `tests/sim.rs`) and under a fuzzer.
+//! - [`driver`] (this crate): a thin tokio layer that runs the core over any
+//!   [`zk_transport::Connector`], resolving names on every attempt, plus what a driver supplies
+//!   from outside: a fresh RNG seed per session ([`fresh_seed`]) and the process-wide
+//!   [`SharedHosts`] ([`global_shared_hosts`]).
 //!
 //! ## Timing, all derived from the negotiated session timeout `T`
 //!
@@ -39,29 +41,49 @@
 
 #![forbid(unsafe_code)]
 
-pub mod config;
-pub mod core;
-mod detector;
 pub mod driver;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod host;
-pub mod pacing;
-pub mod rng;
-pub mod shared;
-mod timer;
-pub mod types;
 
-pub use crate::config::{
-    AdaptiveDetector, Backoff, ElectionPacing, Fraction, SavedSession, SessionConfig, Timing,
+use std::sync::{Arc, OnceLock};
+
+pub use zk_session_core::{
+    Action, AdaptiveDetector, Backoff, Candidate, ConnId, Counters, ElectionEstimate,
+    ElectionPacing, ExpiredBy, Fraction, HostFailure, HostId, HostProvider, HostStats, Idempotence,
+    Preamble, PreamblePacket, Reply, Request, RequestError, RequestId, SavedSession, Session,
+    SessionConfig, SessionEvent, SessionState, SharedHosts, StateChange, StaticHostProvider,
+    Target, Timing, config, core, host, pacing, rng, shared, types,
 };
-pub use crate::core::{Action, Preamble, PreamblePacket, Session};
-pub use crate::host::{
-    Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
-};
-pub use crate::pacing::ElectionEstimate;
-pub use crate::shared::SharedHosts;
-pub use crate::types::{
-    ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,
-    SessionEvent, SessionState, StateChange,
-};
+
+/// A different seed for every call, in every process, so that many clients spread over the
+/// hosts and jitter apart instead of moving as a herd: the clock, the process id and a
+/// counter, mixed. Put it in [`SessionConfig::rng_seed`] before [`Session::new`] (`zk-client`
+/// does); a simulation sets a fixed seed instead.
+#[must_use]
+pub fn fresh_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
+        });
+    let mut rng = rng::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32));
+    rng.next_u64() ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The process-wide [`SharedHosts`] that `zk-client` gives every session: what the sessions of
+/// this process learn about servers and elections, shared.
+#[must_use]
+pub fn global_shared_hosts() -> Arc<SharedHosts> {
+    static GLOBAL: OnceLock<Arc<SharedHosts>> = OnceLock::new();
+    Arc::clone(GLOBAL.get_or_init(|| Arc::new(SharedHosts::default())))
+}
+
+/// A configuration with the given requested session timeout and a fresh RNG seed (see
+/// [`fresh_seed`]).
+#[must_use]
+pub fn config_with_timeout(session_timeout: std::time::Duration) -> SessionConfig {
+    let mut cfg = SessionConfig::with_timeout(session_timeout);
+    cfg.rng_seed = Some(fresh_seed());
+    cfg
+}

@@ -81,6 +81,7 @@ async fn a_reply_below_the_low_water_mark_is_not_held_back() {
         port: v4.port(),
     };
     let mut cfg = SessionConfig::default();
+    cfg.rng_seed = Some(zk_session::fresh_seed());
     cfg.session_timeout = Duration::from_secs(30);
     let core = Session::new(
         cfg,

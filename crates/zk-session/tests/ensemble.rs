@@ -34,12 +34,13 @@ fn ensemble() -> EnsembleBuilder {
 }
 
 fn adaptive(t: Duration) -> SessionConfig {
-    let mut cfg = SessionConfig::with_timeout(t);
+    let mut cfg = zk_session::config_with_timeout(t);
     cfg.timing.adaptive = Some(AdaptiveDetector::default());
     cfg
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn kill_of_connected_server_keeps_session_and_ephemeral() {
     scenario(ensemble, |ens| async move {
         // Followers only, so the pause bound below is the client's and not an election's
@@ -80,6 +81,7 @@ fn kill_of_connected_server_keeps_session_and_ephemeral() {
 /// the session moved to is frozen. Every read is answered (re-sent across both failovers),
 /// none fails, the session is the same.
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn failovers_with_many_reads_in_flight_lose_none() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open(&ens.connect_string(), T);
@@ -110,6 +112,7 @@ fn failovers_with_many_reads_in_flight_lose_none() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn frozen_server_is_left_before_the_session_expires() {
     scenario(ensemble, |ens| async move {
         // The session is given the followers only, so the frozen server is a follower and
@@ -150,6 +153,7 @@ fn frozen_server_is_left_before_the_session_expires() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn frozen_leader_is_left_and_the_session_outlives_the_election() {
     scenario(ensemble, |ens| async move {
         let leader = ens.wait_for_leader(Duration::from_secs(10)).await.unwrap();
@@ -219,6 +223,7 @@ fn frozen_leader_is_left_and_the_session_outlives_the_election() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn two_of_three_hosts_blackholed_the_session_survives() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open(&ens.connect_string(), T);
@@ -240,6 +245,7 @@ fn two_of_three_hosts_blackholed_the_session_survives() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn kill_of_the_leader_keeps_the_session() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open(&ens.connect_string(), T);
@@ -260,6 +266,7 @@ fn kill_of_the_leader_keeps_the_session() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn rolling_restart_under_load_never_expires_the_session() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open(&ens.connect_string(), T);
@@ -288,6 +295,7 @@ fn rolling_restart_under_load_never_expires_the_session() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn everything_down_longer_than_the_session_is_expired_locally() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open(&ens.connect_string(), T);
@@ -320,6 +328,7 @@ fn everything_down_longer_than_the_session_is_expired_locally() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn graceful_close_removes_ephemerals_at_once() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open(&ens.connect_string(), T);
@@ -342,6 +351,7 @@ fn graceful_close_removes_ephemerals_at_once() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
     scenario(ensemble, |ens| async move {
         let t = Duration::from_secs(30);
@@ -375,6 +385,7 @@ fn adaptive_detector_leaves_a_frozen_server_in_about_a_second_at_t_30s() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn adaptive_detector_raises_no_false_alarm_on_a_busy_healthy_connection() {
     scenario(ensemble, |ens| async move {
         let (h, _events) = open_with(

@@ -1,5 +1,5 @@
 //! Replays the committed `session_core` fuzz corpus through the same entry point the fuzz
-//! target uses (`zk_session::fuzzing::session_ops`), so the stable toolchain checks the
+//! target uses (`zk_session_core::fuzzing::session_ops`), so the stable toolchain checks the
 //! session core's invariants on every `cargo test`; plus a deterministic pseudo-random sweep
 //! of inputs so the invariants are exercised even without a corpus.
 
@@ -21,7 +21,7 @@ fn replay_session_core_corpus() {
         let path = entry.unwrap().path();
         if path.is_file() {
             let data = std::fs::read(&path).unwrap();
-            zk_session::fuzzing::session_ops(&data);
+            zk_session_core::fuzzing::session_ops(&data);
             files += 1;
         }
     }
@@ -45,7 +45,7 @@ fn random_operation_sequences_keep_the_invariants() {
         let data: Vec<u8> = (0..len)
             .map(|_| next(&mut state).to_le_bytes()[3])
             .collect();
-        let result = std::panic::catch_unwind(|| zk_session::fuzzing::session_ops(&data));
+        let result = std::panic::catch_unwind(|| zk_session_core::fuzzing::session_ops(&data));
         if result.is_err() {
             let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
             panic!("case {case} broke an invariant; input (hex): {hex}");
@@ -67,7 +67,7 @@ fn replay_hex_from_env() {
     let bytes: Vec<u8> = (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
-    zk_session::fuzzing::session_ops(&bytes);
+    zk_session_core::fuzzing::session_ops(&bytes);
 }
 
 /// Regressions the session-core fuzzer found, driven directly so they read as a story.

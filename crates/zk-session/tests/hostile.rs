@@ -290,7 +290,7 @@ where
         let peer = Peer::start(move |_, s| answer(s)).await;
         let before = rss();
         let started = Instant::now();
-        let (h, _events) = session(&[peer.addr, real_addr], SessionConfig::with_timeout(T));
+        let (h, _events) = session(&[peer.addr, real_addr], zk_session::config_with_timeout(T));
         on_server(&h, real_addr).await;
         assert_eq!(exists(&h, "/").await, ErrorCode::Ok);
         assert!(
@@ -326,7 +326,7 @@ where
         .await;
         let before = rss();
         let started = Instant::now();
-        let (h, _events) = session(&[peer.addr, real_addr], SessionConfig::with_timeout(T));
+        let (h, _events) = session(&[peer.addr, real_addr], zk_session::config_with_timeout(T));
         assert_eq!(h.wait_connected(RECOVER).await, SessionState::Connected);
         let id = h.session_id();
         // Two reads in flight across whatever the peer does: both answered, each correctly.
@@ -349,6 +349,7 @@ where
 // ----- Impostors: the handshake -----
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn garbage_instead_of_a_connect_response() {
     impostor_case("http garbage", "framing error", |mut s| async move {
         let _ = read_frame(&mut s).await;
@@ -359,6 +360,7 @@ fn garbage_instead_of_a_connect_response() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn framed_garbage_instead_of_a_connect_response() {
     impostor_case(
         "framed garbage",
@@ -373,6 +375,7 @@ fn framed_garbage_instead_of_a_connect_response() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn two_gib_length_prefix_in_the_handshake() {
     impostor_case("2 GiB prefix", "framing error", |mut s| async move {
         let _ = read_frame(&mut s).await;
@@ -383,6 +386,7 @@ fn two_gib_length_prefix_in_the_handshake() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn negative_length_prefix_in_the_handshake() {
     impostor_case("negative prefix", "framing error", |mut s| async move {
         let _ = read_frame(&mut s).await;
@@ -392,6 +396,7 @@ fn negative_length_prefix_in_the_handshake() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn truncated_connect_response_then_silence() {
     impostor_case(
         "truncated, silent",
@@ -406,6 +411,7 @@ fn truncated_connect_response_then_silence() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn slow_loris_connect_response() {
     impostor_case("slow loris", "attempt timed out", |mut s| async move {
         let _ = read_frame(&mut s).await;
@@ -428,6 +434,7 @@ fn slow_loris_connect_response() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn endless_pings_instead_of_a_connect_response() {
     impostor_case(
         "ping flood (handshake)",
@@ -449,6 +456,7 @@ fn endless_pings_instead_of_a_connect_response() {
 /// A reconnect answered with another session's id: the engine must not adopt it (every other
 /// client but C silently does) and must re-establish its own session on the real server.
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn connect_response_with_a_different_session_id() {
     scenario(standalone, |ens| async move {
         let panics = observe();
@@ -492,7 +500,7 @@ fn connect_response_with_a_different_session_id() {
         .await;
         let before = rss();
         let started = Instant::now();
-        let mut cfg = SessionConfig::with_timeout(T);
+        let mut cfg = zk_session::config_with_timeout(T);
         cfg.resume = Some(saved);
         let (h, _events) = session(&[peer.addr, real_addr], cfg);
         on_server(&h, real_addr).await;
@@ -518,6 +526,7 @@ fn connect_response_with_a_different_session_id() {
 // ----- Men in the middle: after the handshake -----
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn reply_with_an_unknown_xid() {
     mitm_case(
         "unknown xid",
@@ -531,6 +540,7 @@ fn reply_with_an_unknown_xid() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn replies_out_of_order() {
     mitm_case("out of order", "reply out of order", |mut r| async move {
         // Hold the first user reply, forward the second, then the first.
@@ -557,6 +567,7 @@ fn replies_out_of_order() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn endless_unsolicited_pings() {
     mitm_case("ping flood", "unsolicited ping reply", |mut r| async move {
         let ping = reply_frame(-2, 1, ErrorCode::Ok, &[]);
@@ -571,6 +582,7 @@ fn endless_unsolicited_pings() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn two_gib_length_prefix_after_the_handshake() {
     mitm_case(
         "2 GiB prefix (connected)",
@@ -583,6 +595,7 @@ fn two_gib_length_prefix_after_the_handshake() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn negative_length_prefix_after_the_handshake() {
     mitm_case(
         "negative prefix (connected)",
@@ -595,6 +608,7 @@ fn negative_length_prefix_after_the_handshake() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn truncated_reply_then_silence() {
     mitm_case(
         "truncated reply, silent",
@@ -612,6 +626,7 @@ fn truncated_reply_then_silence() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn slow_loris_reply() {
     mitm_case(
         "slow loris (connected)",
@@ -631,6 +646,7 @@ fn slow_loris_reply() {
 /// A notification for a path nobody watches is not a protocol violation: the engine hands it
 /// up (the client layer ignores it) and keeps the connection.
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn notification_for_a_path_never_watched() {
     scenario(standalone, |ens| async move {
         let panics = observe();
@@ -654,7 +670,7 @@ fn notification_for_a_path_never_watched() {
         .await;
         let before = rss();
         let started = Instant::now();
-        let (h, mut events) = session(&[peer.addr, real_addr], SessionConfig::with_timeout(T));
+        let (h, mut events) = session(&[peer.addr, real_addr], zk_session::config_with_timeout(T));
         assert_eq!(h.wait_connected(RECOVER).await, SessionState::Connected);
         let body = tokio::time::timeout(RECOVER, async {
             loop {
@@ -688,11 +704,12 @@ fn notification_for_a_path_never_watched() {
 /// requests around it are answered and the connection is kept (the Java client drops the
 /// connection and can loop forever re-reading the node).
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn oversized_reply_fails_only_its_request() {
     scenario(standalone, |ens| async move {
         let panics = observe();
         let real_addr = ens.node(0).client_addr();
-        let mut cfg = SessionConfig::with_timeout(T);
+        let mut cfg = zk_session::config_with_timeout(T);
         cfg.max_inbound_frame = 64 * 1024;
         let (h, _events) = session(&[real_addr], cfg);
         assert_eq!(h.wait_connected(RECOVER).await, SessionState::Connected);

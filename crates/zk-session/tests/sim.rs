@@ -24,7 +24,7 @@ const T: Duration = Duration::from_secs(6);
 /// Every scenario is reproducible: a fixed seed unless the test varies it.
 fn seeded(t: Duration) -> SessionConfig {
     let mut c = SessionConfig::with_timeout(t);
-    c.rng_seed = 0x5eed_2181;
+    c.rng_seed = Some(0x5eed_2181);
     c
 }
 
@@ -76,7 +76,7 @@ fn reconnect_pause(sim: &mut Sim, limit: Duration) -> Duration {
 fn crash_reconnects_to_another_host_without_sleeping() {
     for seed in 0..20 {
         let mut c = cfg();
-        c.rng_seed = seed;
+        c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         let first = connected(&mut sim);
         let id = sim.core.session_id();
@@ -116,7 +116,7 @@ fn frozen_server_is_detected_after_a_third_of_the_timeout() {
 fn two_unresponsive_hosts_do_not_cost_the_session() {
     for seed in 0..20 {
         let mut c = cfg();
-        c.rng_seed = seed;
+        c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         let first = connected(&mut sim);
         let id = sim.core.session_id();
@@ -144,7 +144,7 @@ fn two_unresponsive_hosts_do_not_cost_the_session() {
 fn reads_pipelined_behind_a_failed_handshake_are_sent_again() {
     for seed in 0..10 {
         let mut c = cfg();
-        c.rng_seed = seed;
+        c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         let first = connected(&mut sim);
         let second = (first + 1) % 3;
@@ -305,7 +305,7 @@ fn a_thousand_separate_sessions_wait_out_an_election_with_few_connections() {
     let mut first_probe_times = Vec::new();
     for seed in 0..FLEET {
         let mut c = SessionConfig::with_timeout(T);
-        c.rng_seed = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xfee7;
+        c.rng_seed = Some(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xfee7);
         let mut sim = Sim::new(3, c);
         connected(&mut sim);
         let crash_at = sim.elapsed();
@@ -387,7 +387,7 @@ fn a_thousand_separate_sessions_wait_out_an_election_with_few_connections() {
 fn a_lone_session_comes_back_within_10_ms_of_elections_it_has_learned() {
     for seed in 0..20 {
         let mut c = cfg();
-        c.rng_seed = seed;
+        c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         connected(&mut sim);
         let mut runs = Vec::new();
@@ -505,7 +505,7 @@ fn a_frozen_server_is_not_waited_for_on_old_news() {
 #[test]
 fn server_behind_our_zxid_is_skipped() {
     let mut c = cfg();
-    c.rng_seed = 4;
+    c.rng_seed = Some(4);
     let mut sim = Sim::new(3, c);
     let first = connected(&mut sim);
     let w = sim.submit(write());
@@ -813,7 +813,7 @@ fn oversized_request_is_refused_locally() {
 fn random_fault_schedules_keep_the_invariants() {
     for seed in 0..60_u64 {
         let mut c = cfg();
-        c.rng_seed = seed;
+        c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         connected(&mut sim);
         let mut rng = zk_session::rng::Rng::new(seed ^ 0xabcdef);
@@ -904,7 +904,7 @@ fn frozen_leader_then_election_does_not_wait_on_the_frozen_host() {
     for seed in 0..10 {
         let mut c = seeded(Duration::from_secs(30));
         c.timing.adaptive = Some(AdaptiveDetector::default());
-        c.rng_seed = seed;
+        c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         let first = connected(&mut sim);
         sim.run_for(Duration::from_secs(1));
@@ -937,7 +937,7 @@ fn sessions_with_default_seeds_spread_over_the_hosts() {
     // the same next one after a crash): each gets its own seed by default.
     let mut first = [0_usize; 3];
     for _ in 0..300 {
-        let mut sim = Sim::new(3, SessionConfig::with_timeout(T));
+        let mut sim = Sim::new(3, zk_session::config_with_timeout(T));
         first[connected(&mut sim)] += 1;
     }
     assert!(first.iter().all(|&n| n > 50), "first hosts: {first:?}");

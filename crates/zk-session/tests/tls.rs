@@ -11,7 +11,7 @@ use std::time::Duration;
 use real::{
     Reader, connected, ephemeral, exists, node_of, open_with, reconnected, scenario, stop_all,
 };
-use zk_session::{SessionConfig, SessionState};
+use zk_session::SessionState;
 use zk_testkit::{Ensemble, EnsembleBuilder, TlsOptions};
 use zk_transport::{TlsConfig, TlsConnector};
 
@@ -33,10 +33,11 @@ fn tls(ens: &Ensemble, with_client_cert: bool) -> Arc<TlsConnector> {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn mutual_tls_session_survives_a_crash() {
     scenario(ensemble, |ens| async move {
         let cs = ens.tls_connect_string().unwrap();
-        let (h, _events) = open_with(&cs, SessionConfig::with_timeout(T), tls(ens, true));
+        let (h, _events) = open_with(&cs, zk_session::config_with_timeout(T), tls(ens, true));
         connected(&h).await;
         let id = h.session_id();
         let path = ephemeral(&h, "tls-eph").await;
@@ -53,10 +54,11 @@ fn mutual_tls_session_survives_a_crash() {
 /// receive low-water mark on the socket under the TLS stream (Netty writes each reply as its
 /// own record); the connected server is killed. Every read is answered, none fails.
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn many_reads_in_flight_over_tls_survive_a_crash() {
     scenario(ensemble, |ens| async move {
         let cs = ens.tls_connect_string().unwrap();
-        let (h, _events) = open_with(&cs, SessionConfig::with_timeout(T), tls(ens, true));
+        let (h, _events) = open_with(&cs, zk_session::config_with_timeout(T), tls(ens, true));
         connected(&h).await;
         let id = h.session_id();
         let readers: Vec<Reader> = (0..64).map(|_| Reader::start(h.clone())).collect();
@@ -74,6 +76,7 @@ fn many_reads_in_flight_over_tls_survive_a_crash() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn certificate_for_another_host_or_no_client_certificate_is_refused() {
     scenario(ensemble, |ens| async move {
         let tls_cs = ens.tls_connect_string().unwrap();
@@ -89,7 +92,7 @@ fn certificate_for_another_host_or_no_client_certificate_is_refused() {
             .unwrap();
         let (h, _events) = open_with(
             &tls_cs,
-            SessionConfig::with_timeout(T),
+            zk_session::config_with_timeout(T),
             Arc::new(TlsConnector::new(wrong)),
         );
         let state = h.wait_connected(Duration::from_secs(3)).await;
@@ -100,7 +103,7 @@ fn certificate_for_another_host_or_no_client_certificate_is_refused() {
         );
         h.close().await;
         // Without a client certificate the server refuses the handshake (clientAuth=need).
-        let (h, _events) = open_with(&tls_cs, SessionConfig::with_timeout(T), tls(ens, false));
+        let (h, _events) = open_with(&tls_cs, zk_session::config_with_timeout(T), tls(ens, false));
         let state = h.wait_connected(Duration::from_secs(3)).await;
         assert_eq!(
             state,

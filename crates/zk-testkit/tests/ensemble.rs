@@ -24,6 +24,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 async fn three_node_quorum_survives_kill_freeze_restart() {
     let t0 = Instant::now();
     let ens = Ensemble::builder()
@@ -194,6 +195,7 @@ async fn three_node_quorum_survives_kill_freeze_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 async fn standalone_node_and_custom_session_limits() {
     let ens = Ensemble::builder()
         .nodes(1)

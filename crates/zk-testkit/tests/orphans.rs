@@ -132,6 +132,7 @@ fn assert_cleaned_up(dir: &Path, pids: &[u32], what: &str) {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn panicking_test_leaves_no_jvm() {
     let Spawned {
         mut child,
@@ -152,6 +153,7 @@ fn panicking_test_leaves_no_jvm() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn exit_without_drop_is_cleaned_by_the_watchdog() {
     let Spawned {
         mut child,
@@ -171,6 +173,7 @@ fn exit_without_drop_is_cleaned_by_the_watchdog() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn sigkilled_test_is_cleaned_by_the_watchdog() {
     let Spawned {
         mut child,
@@ -183,6 +186,7 @@ fn sigkilled_test_is_cleaned_by_the_watchdog() {
 }
 
 #[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
 fn next_start_reaps_jvms_of_dead_owners() {
     // A private pid registry, so the ensembles other tests start do not reap it first.
     let registry = tempfile::tempdir().unwrap();

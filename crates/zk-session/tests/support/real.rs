@@ -84,7 +84,7 @@ pub fn open(
 ) {
     open_with(
         connect,
-        SessionConfig::with_timeout(t),
+        zk_session::config_with_timeout(t),
         Arc::new(TcpConnector::new()),
     )
 }
@@ -100,7 +100,7 @@ pub fn open_in_order(
     let cs = ConnectString::parse(connect).unwrap();
     let hosts = StaticHostProvider::in_order(cs.hosts().to_vec());
     let session = Session::new(
-        SessionConfig::with_timeout(t),
+        zk_session::config_with_timeout(t),
         Box::new(hosts),
         Instant::now(),
     );

@@ -56,14 +56,16 @@ pub struct SessionConfig {
     /// election; a twin's overlapping handshake closes ours only now and then) start the
     /// count again.
     pub takeover_limit: u32,
-    /// Seed for host shuffling and jitter. The default differs for every session (so many
-    /// clients spread out); fix it to make a simulation reproducible.
-    pub rng_seed: u64,
+    /// Seed for host shuffling and jitter. Many clients spread out over the hosts and jitter
+    /// apart only if every session has its own: a driver sets a fresh one (`zk-session`'s
+    /// `fresh_seed`, which `zk-client` uses); a simulation a fixed one. `None` (the default
+    /// here: the core reads no clock and no entropy) means seed 0, the same for every session.
+    pub rng_seed: Option<u64>,
     /// What the sessions of this process learn about servers, shared: a handshake that
     /// another session completed on the same server keeps a slow attempt alive past the
     /// per-attempt cap, and election retries are paced process-wide (see
     /// [`SharedHosts`]). `None` (the default here) keeps the session on its own;
-    /// `zk-client` uses [`SharedHosts::global`].
+    /// `zk-client` uses one registry for the whole process.
     pub shared: Option<Arc<SharedHosts>>,
     /// With many requests in flight on a TCP connection (plain or TLS), let the kernel wake
     /// the engine once per batch of replies instead of once per reply or two (the socket's
@@ -85,27 +87,11 @@ impl Default for SessionConfig {
             max_discard_frame: 256 * 1024 * 1024,
             max_in_flight: 4096,
             takeover_limit: 5,
-            rng_seed: fresh_seed(),
+            rng_seed: None,
             shared: None,
             reply_batching: true,
         }
     }
-}
-
-/// A different seed for every session of every process, so that many clients spread over
-/// the hosts and jitter apart instead of moving as a herd. (Set `rng_seed` explicitly for
-/// reproducible simulations.)
-fn fresh_seed() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| {
-            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
-        });
-    let mut rng = crate::rng::Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32));
-    rng.next_u64() ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl SessionConfig {

@@ -192,7 +192,7 @@ impl Harness {
             cfg.max_outbound_frame = 256;
         }
         cfg.takeover_limit = u32::from((tuning >> 3) & 7).max(1);
-        cfg.rng_seed = u64::from(seed);
+        cfg.rng_seed = Some(u64::from(seed));
         let max_inbound = cfg.max_inbound_frame;
 
         let mut hosts = vec![host(1, 2181), host(2, 2181)];

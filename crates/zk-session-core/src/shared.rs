@@ -16,11 +16,13 @@
 //! [`SharedHosts::election_spacing`].
 //!
 //! It is plain data behind a mutex, driven by the `now` the sessions pass in, so simulations
-//! stay deterministic; [`SharedHosts::global`] is the process-wide instance `zk-client` uses.
+//! stay deterministic. The core never creates one: it is handed in through
+//! [`crate::SessionConfig::shared`] (`zk-session` keeps the process-wide instance `zk-client`
+//! uses).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::pacing::ElectionEstimate;
@@ -62,13 +64,6 @@ impl SharedHosts {
             inner: Mutex::new(Inner::default()),
             spacing: election_spacing,
         }
-    }
-
-    /// The process-wide registry.
-    #[must_use]
-    pub fn global() -> Arc<Self> {
-        static GLOBAL: OnceLock<Arc<SharedHosts>> = OnceLock::new();
-        Arc::clone(GLOBAL.get_or_init(|| Arc::new(Self::default())))
     }
 
     /// The process-wide spacing of election retries.
