@@ -130,6 +130,9 @@ fn step(what: &str) {
 enum Kind {
     Baseline,
     Fleet(Who),
+    /// This project's fleet, measured at its second leader kill: every process has learned
+    /// how long elections take from the first (long-lived processes in production have).
+    Learned,
 }
 
 impl Kind {
@@ -137,6 +140,7 @@ impl Kind {
         match self {
             Self::Baseline => "baseline",
             Self::Fleet(w) => w.key(),
+            Self::Learned => "zk-failover-learned",
         }
     }
 }
@@ -270,6 +274,7 @@ async fn run(args: Args) -> Vec<String> {
         let group = format!("p{p}");
         let mut kinds = vec![Kind::Baseline, Kind::Fleet(Who::Ours)];
         if bench {
+            kinds.push(Kind::Learned);
             kinds.push(Kind::Fleet(Who::Zkc));
             if java_cp.is_some() && p <= java_max() {
                 kinds.push(Kind::Fleet(Who::Java));
@@ -360,7 +365,9 @@ async fn one(ctx: &mut Ctx, kind: Kind, p: usize, pool: Option<&mut JavaPool>) {
                 ctx.failures
                     .push(format!("{id}: no survivor served within 20 s"));
             }
-            if kind != Kind::Baseline && (smoke || kind == Kind::Fleet(Who::Ours)) {
+            if kind != Kind::Baseline
+                && (smoke || matches!(kind, Kind::Fleet(Who::Ours) | Kind::Learned))
+            {
                 if o.not_back > 0 {
                     ctx.failures.push(format!(
                         "{id}: {} of {} members not back within {BACK_LIMIT:?}",
@@ -827,6 +834,40 @@ async fn trial(
     p: usize,
     mut pool: Option<&mut JavaPool>,
 ) -> Result<Outcome, String> {
+    let connstr = ctx.ens.direct_connect_string();
+    let who = match kind {
+        Kind::Baseline => None,
+        Kind::Fleet(w) => Some(w),
+        Kind::Learned => Some(Who::Ours),
+    };
+    let members = match who {
+        Some(w) => {
+            step(&format!("starting {p} members of {}", w.key()));
+            match start_fleet(w, p, &connstr, pool.as_deref_mut()).await {
+                Ok(m) => m,
+                Err(e) => return Err(format!("start: {e}")),
+            }
+        }
+        None => Vec::new(),
+    };
+    if kind == Kind::Learned {
+        step("a first leader kill for the fleet to learn from (not measured)");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let leader = ctx
+            .ens
+            .wait_for_leader(Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        let k = mono_ns();
+        let node = ctx.ens.node(leader);
+        tokio::task::block_in_place(|| node.kill()).map_err(|e| e.to_string())?;
+        let limit = k + u64::try_from(BACK_LIMIT.as_nanos()).unwrap_or(u64::MAX);
+        while mono_ns() < limit && !members.iter().all(|m| m.log().back(k).is_some()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
+        step("healed; the fleet settles before the measured kill");
+    }
     let leader = ctx
         .ens
         .wait_for_leader(Duration::from_secs(30))
@@ -843,21 +884,6 @@ async fn trial(
         .iter()
         .filter_map(|i| ctx.ens.node(*i).pid())
         .collect();
-    let connstr = ctx.ens.direct_connect_string();
-    let who = match kind {
-        Kind::Baseline => None,
-        Kind::Fleet(w) => Some(w),
-    };
-    let members = match who {
-        Some(w) => {
-            step(&format!("starting {p} members of {}", w.key()));
-            match start_fleet(w, p, &connstr, pool.as_deref_mut()).await {
-                Ok(m) => m,
-                Err(e) => return Err(format!("start: {e}")),
-            }
-        }
-        None => Vec::new(),
-    };
     step("fleet reading; settling 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The epoch before the kill (outside the window).

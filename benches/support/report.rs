@@ -571,9 +571,13 @@ fn svg(f: &View<'_>) -> String {
 
 const FLEET_BEGIN: &str = "<!-- BEGIN GENERATED FLEET (cargo bench --bench fleet) -->";
 const FLEET_END: &str = "<!-- END GENERATED FLEET -->";
-const FLEET_ROWS: [(&str, &str); 4] = [
+const FLEET_ROWS: [(&str, &str); 5] = [
     ("baseline", "no clients (baseline)"),
     ("zk-failover", "zk-failover (this project)"),
+    (
+        "zk-failover-learned",
+        "zk-failover, second kill (each process learned from the first)",
+    ),
     ("zookeeper-client", "zookeeper-client 0.11 (Rust)"),
     ("java", "Java client 3.8"),
 ];
