@@ -8,10 +8,10 @@
 //! `target/bench-results/failover.{tsv,json}` (smoke runs: `failover-smoke.*`).
 //!
 //! ```text
-//! cargo bench --bench failover                 # measurement (a few minutes)
-//! cargo bench --bench failover -- --test       # smoke: one sample per scenario, asserts only
-//! cargo bench --bench failover -- crash_leader --samples 20
-//! ZK_BENCH_VERBOSE=1 ZK_BENCH_LOG=zk_session=debug cargo bench --bench failover -- crash_follower/zk-failover
+//! cargo bench -p zk-bench --bench failover                 # measurement (a few minutes)
+//! cargo bench -p zk-bench --bench failover -- --test       # smoke: one sample per scenario, asserts only
+//! cargo bench -p zk-bench --bench failover -- crash_leader --samples 20
+//! ZK_BENCH_VERBOSE=1 ZK_BENCH_LOG=zk_session=debug cargo bench -p zk-bench --bench failover -- crash_follower/zk-failover
 //! ```
 //!
 //! `ZK_BENCH_VERBOSE=1` prints each step and, for this project's client, how a pause splits

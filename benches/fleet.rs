@@ -27,11 +27,11 @@
 //! one baseline, one trial, asserting only that every member came back with its session).
 //!
 //! ```text
-//! cargo bench --bench fleet                          # measurement (~10 minutes on 2 cores)
-//! cargo bench --bench fleet -- --test                # smoke (~30 s)
-//! ZK_FLEET_P=1000 cargo bench --bench fleet -- baseline zk-failover zookeeper-client
-//! ZK_FLEET_P=20 ZK_BENCH_SAMPLES=1 ZK_BENCH_VERBOSE=1 cargo bench --bench fleet
-//! cargo bench --bench fleet -- --report-only         # re-render the report from fleet.tsv
+//! cargo bench -p zk-bench --bench fleet                          # measurement (~10 minutes on 2 cores)
+//! cargo bench -p zk-bench --bench fleet -- --test                # smoke (~30 s)
+//! ZK_FLEET_P=1000 cargo bench -p zk-bench --bench fleet -- baseline zk-failover zookeeper-client
+//! ZK_FLEET_P=20 ZK_BENCH_SAMPLES=1 ZK_BENCH_VERBOSE=1 cargo bench -p zk-bench --bench fleet
+//! cargo bench -p zk-bench --bench fleet -- --report-only         # re-render the report from fleet.tsv
 //! ```
 //!
 //! Environment: `ZK_FLEET_P` (comma-separated fleet sizes), `ZK_FLEET_JAVA_MAX` (largest P the

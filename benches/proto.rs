@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the `zk-proto` codec: encoding requests, decoding replies (zero-copy)
 //! and splitting a stream into frames.
 //!
-//! Run with `cargo bench --bench proto`; smoke-test with `cargo bench --bench proto -- --test`.
+//! Run with `cargo bench -p zk-bench --bench proto`; smoke-test with `cargo bench -p zk-bench --bench proto -- --test`.
 
 use std::hint::black_box;
 

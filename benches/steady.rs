@@ -17,7 +17,7 @@
 //! because their throughput is part of what is measured. The three JVMs share the machine with
 //! the client, so the client's own CPU matters.
 //!
-//! `cargo bench --bench steady` measures; `cargo test --all-targets` (or `-- --test`) runs every
+//! `cargo bench -p zk-bench --bench steady` measures; `cargo test --all-targets` (or `-- --test`) runs every
 //! benchmark once. Raw results: `target/bench-results/steady.{tsv,json}`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code")]

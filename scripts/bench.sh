@@ -13,14 +13,14 @@
 set -eu
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--smoke" ]; then
-    cargo bench -j2 --bench failover -- --test
-    cargo bench -j2 --bench steady -- --test
-    cargo bench -j2 --bench fleet -- --test
+    cargo bench -j2 -p zk-bench --bench failover -- --test
+    cargo bench -j2 -p zk-bench --bench steady -- --test
+    cargo bench -j2 -p zk-bench --bench fleet -- --test
     exit 0
 fi
 export ZK_BENCH_DOCS=1
-cargo bench -j2 --bench failover -- "$@"
-cargo bench -j2 --bench steady -- "$@"
+cargo bench -j2 -p zk-bench --bench failover -- "$@"
+cargo bench -j2 -p zk-bench --bench steady -- "$@"
 # P = 100 and 200 client processes (ZK_FLEET_P=…), leader killed; its own section of the report.
-cargo bench -j2 --bench fleet -- "$@"
+cargo bench -j2 -p zk-bench --bench fleet -- "$@"
 echo "wrote docs/benchmarks.md, docs/failover-pauses.svg and docs/fleet.svg"

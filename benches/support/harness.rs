@@ -125,9 +125,11 @@ pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_dir().join("target"), PathBuf::from)
 }
 
-/// The workspace root.
+/// The workspace root (this bench package lives in its `benches/` folder).
 pub(crate) fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .map_or_else(|| here.clone(), std::path::Path::to_path_buf)
 }
 
 /// One measured series.

@@ -569,7 +569,7 @@ fn svg(f: &View<'_>) -> String {
     o
 }
 
-const FLEET_BEGIN: &str = "<!-- BEGIN GENERATED FLEET (cargo bench --bench fleet) -->";
+const FLEET_BEGIN: &str = "<!-- BEGIN GENERATED FLEET (cargo bench -p zk-bench --bench fleet) -->";
 const FLEET_END: &str = "<!-- END GENERATED FLEET -->";
 const FLEET_ROWS: [(&str, &str); 5] = [
     ("baseline", "no clients (baseline)"),
@@ -663,7 +663,7 @@ fn fleet_section(v: &View<'_>, chart: Option<usize>) -> String {
     let _ = writeln!(
         o,
         "### Fleet: P client processes failing over together when the leader is killed\n\n\
-         `benches/fleet.rs` (`cargo bench --bench fleet`): the failover benchmark's 3-node \
+         `benches/fleet.rs` (`cargo bench -p zk-bench --bench fleet`): the failover benchmark's 3-node \
          ensemble (tick 200 ms, T = 6 s, `clientPortListenBacklog` 1024), P separate OS \
          processes each with one session reading `/probe` every 100 ms (default client \
          settings; Rust members are this executable re-executed, Java members one JVM each with \
