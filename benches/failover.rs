@@ -167,36 +167,12 @@ fn main() {
         }
         return;
     }
-    let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let failures = rt.block_on(run(args));
-    println!(
-        "failover: finished in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    if !failures.is_empty() {
-        for f in &failures {
-            eprintln!("FAILED: {f}");
-        }
-        std::process::exit(1);
-    }
+    support::harness::run_to_completion("failover", run(args));
 }
 
 async fn run(args: Args) -> Vec<String> {
-    let ens = Ensemble::builder()
-        .nodes(3)
-        .tick_time(Duration::from_millis(200))
-        .max_session_timeout(Duration::from_secs(60))
+    let ens = support::ensemble::builder()
         .proxies(true)
-        .config("maxClientCnxns", "0")
-        .config(
-            "clientPortListenBacklog",
-            std::env::var("ZK_BENCH_BACKLOG").unwrap_or_else(|_| "1024".into()),
-        )
         .start()
         .await
         .expect("start the 3-node ensemble");

@@ -162,24 +162,7 @@ fn main() {
         }
         return;
     }
-    let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let failures = rt.block_on(run(args));
-    drop(rt);
-    println!(
-        "fleet: finished in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    if !failures.is_empty() {
-        for f in &failures {
-            eprintln!("FAILED: {f}");
-        }
-        std::process::exit(1);
-    }
+    support::harness::run_to_completion("fleet", run(args));
 }
 
 /// Fleet sizes: `ZK_FLEET_P`, else 100 and 200 (smoke: 10).
@@ -218,18 +201,7 @@ struct Ctx {
 async fn run(args: Args) -> Vec<String> {
     let bench = args.mode == Mode::Bench;
     // The failover benchmark's ensemble, without the fault proxies (clients connect directly).
-    let ens = match Ensemble::builder()
-        .nodes(3)
-        .tick_time(Duration::from_millis(200))
-        .max_session_timeout(Duration::from_secs(60))
-        .config("maxClientCnxns", "0")
-        .config(
-            "clientPortListenBacklog",
-            std::env::var("ZK_BENCH_BACKLOG").unwrap_or_else(|_| "1024".into()),
-        )
-        .start()
-        .await
-    {
+    let ens = match support::ensemble::builder().start().await {
         Ok(e) => e,
         Err(e) => return vec![format!("start the 3-node ensemble: {e}")],
     };

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use zk_client::Client;
-use zk_testkit::{Ensemble, ProxyMode};
+use zk_testkit::{Ensemble, EnsembleBuilder};
 
 use super::raw;
 
@@ -20,25 +20,7 @@ const WARM_T: Duration = Duration::from_secs(6);
 /// single leader, then warm the restarted nodes (`full`: the measurement warm-up, else the
 /// smoke one). Returns the nodes restarted.
 pub(crate) async fn heal(ens: &Ensemble, full: bool) -> Result<Vec<usize>, String> {
-    for p in ens.proxies() {
-        p.set_mode(ProxyMode::Pass);
-    }
-    let mut restarted = Vec::new();
-    for i in 0..ens.nodes().len() {
-        let n = ens.node(i);
-        if n.is_frozen() {
-            n.try_thaw().map_err(|e| e.to_string())?;
-        } else if !n.is_running() {
-            n.restart().await.map_err(|e| e.to_string())?;
-            restarted.push(i);
-        }
-    }
-    ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
-        .await
-        .map_err(|e| e.to_string())?;
-    ens.wait_for_leader(Duration::from_secs(30))
-        .await
-        .map_err(|e| e.to_string())?;
+    let restarted = ens.heal().await.map_err(|e| e.to_string())?;
     for i in &restarted {
         warm(ens, *i, full).await?;
     }
@@ -81,4 +63,18 @@ pub(crate) async fn warm(ens: &Ensemble, i: usize, full: bool) -> Result<(), Str
     }
     c.close().await;
     Ok(())
+}
+
+/// The benchmarks' 3-node ensemble: tick 200 ms, sessions up to 60 s, no per-client
+/// connection limit, a listen backlog of 1,024 (`ZK_BENCH_BACKLOG` overrides it).
+pub(crate) fn builder() -> EnsembleBuilder {
+    Ensemble::builder()
+        .nodes(3)
+        .tick_time(Duration::from_millis(200))
+        .max_session_timeout(Duration::from_secs(60))
+        .config("maxClientCnxns", "0")
+        .config(
+            "clientPortListenBacklog",
+            std::env::var("ZK_BENCH_BACKLOG").unwrap_or_else(|_| "1024".into()),
+        )
 }

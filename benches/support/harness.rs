@@ -236,3 +236,29 @@ impl Results {
         out
     }
 }
+
+/// Runs a custom-harness benchmark's `run` future on a 2-worker tokio runtime, prints how long
+/// it took, and exits with status 1 after listing the failures it returned.
+pub(crate) fn run_to_completion<F>(name: &str, run: F)
+where
+    F: Future<Output = Vec<String>>,
+{
+    let started = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let failures = rt.block_on(run);
+    drop(rt);
+    println!(
+        "{name}: finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -757,6 +757,35 @@ impl Ensemble {
     /// `stuck_after` is restarted (kill −9, start again) and waited for once more; returns
     /// the indexes restarted that way.
     ///
+    /// Undoes every fault: fault proxies back to pass (no added latency), frozen nodes thawed,
+    /// dead nodes restarted; then waits until every node serves (restarting a node that never
+    /// rejoins, see [`Ensemble::wait_serving_restarting_stuck`]) with exactly one leader.
+    /// Returns the nodes it restarted because they were dead. What fault-injection tests and
+    /// benchmarks run between scenarios.
+    ///
+    /// # Errors
+    /// Errors from thawing or restarting a node; [`TestkitError::StartTimeout`] when the
+    /// ensemble does not serve with one leader within 90 s (plus 30 s for the leader).
+    pub async fn heal(&self) -> Result<Vec<usize>, TestkitError> {
+        for p in self.proxies() {
+            p.set_mode(crate::ProxyMode::Pass);
+            p.set_latency(Duration::ZERO, Duration::ZERO);
+        }
+        let mut restarted = Vec::new();
+        for n in &self.nodes {
+            if n.is_frozen() {
+                n.try_thaw()?;
+            } else if !n.is_running() {
+                n.restart().await?;
+                restarted.push(n.index);
+            }
+        }
+        self.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
+            .await?;
+        self.wait_for_leader(Duration::from_secs(30)).await?;
+        Ok(restarted)
+    }
+
     /// A ZooKeeper 3.8 server restarted after `kill -9` occasionally never rejoins: it stays
     /// `LOOKING` and logs "Notification time out" while its peers, `LEADING`/`FOLLOWING`,
     /// keep receiving its votes — their answers go nowhere (seen here once in a few hundred

@@ -19,7 +19,7 @@ use zk_connstr::ConnectString;
 use zk_proto::{Acl, CreateRequest, ErrorCode, ExistsRequest, Id, OpCode, Record, perms};
 use zk_session::driver::{DriverEvent, SessionHandle, spawn};
 use zk_session::{Request, Session, SessionConfig, SessionState, StaticHostProvider};
-use zk_testkit::{Ensemble, EnsembleBuilder, ProxyMode};
+use zk_testkit::{Ensemble, EnsembleBuilder};
 use zk_transport::{Connector, TcpConnector};
 
 pub static RT: LazyLock<Runtime> = LazyLock::new(|| {
@@ -57,21 +57,7 @@ where
 
 /// Thaws, restarts and un-blackholes everything, then waits until all nodes serve.
 pub async fn heal(ens: &Ensemble) {
-    for p in ens.proxies() {
-        p.set_mode(ProxyMode::Pass);
-        p.set_latency(Duration::ZERO, Duration::ZERO);
-    }
-    for n in ens.nodes() {
-        if n.is_frozen() {
-            n.thaw();
-        }
-        if !n.is_running() {
-            n.restart().await.expect("restart");
-        }
-    }
-    ens.wait_serving_restarting_stuck(Duration::from_secs(30), Duration::from_secs(90))
-        .await
-        .expect("ensemble serves again");
+    ens.heal().await.expect("ensemble serves again");
 }
 
 /// A session on `connect` with timeout `t`, spawned on the current runtime.

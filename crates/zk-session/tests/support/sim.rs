@@ -609,15 +609,19 @@ impl Sim {
 
     // ----- Faults -----
 
-    /// kill −9: connections reset after the kernel tears the JVM down.
-    pub fn crash(&mut self, h: usize) {
-        self.hosts[h].mode = Mode::Down;
-        let conns: Vec<ConnId> = self
-            .server_conns
+    /// The server side's connections on host `h`.
+    fn conns_of(&self, h: usize) -> Vec<ConnId> {
+        self.server_conns
             .iter()
             .filter(|(_, c)| c.host == h)
             .map(|(id, _)| *id)
-            .collect();
+            .collect()
+    }
+
+    /// kill −9: connections reset after the kernel tears the JVM down.
+    pub fn crash(&mut self, h: usize) {
+        self.hosts[h].mode = Mode::Down;
+        let conns = self.conns_of(h);
         for c in conns {
             self.server_conns.remove(&c);
             self.seq += 1;
@@ -630,12 +634,7 @@ impl Sim {
     /// elects, accepting and closing new connections until `set_mode(h, Mode::Up)`.
     pub fn elect(&mut self, h: usize) {
         self.hosts[h].mode = Mode::Electing;
-        let conns: Vec<ConnId> = self
-            .server_conns
-            .iter()
-            .filter(|(_, c)| c.host == h)
-            .map(|(id, _)| *id)
-            .collect();
+        let conns = self.conns_of(h);
         for c in conns {
             self.server_close(c);
         }
@@ -649,12 +648,7 @@ impl Sim {
         let thawed = self.hosts[h].mode == Mode::Frozen && mode != Mode::Frozen;
         self.hosts[h].mode = mode;
         if thawed {
-            let conns: Vec<ConnId> = self
-                .server_conns
-                .iter()
-                .filter(|(_, c)| c.host == h)
-                .map(|(id, _)| *id)
-                .collect();
+            let conns = self.conns_of(h);
             for c in conns {
                 self.server_receive(c, Bytes::new());
             }
