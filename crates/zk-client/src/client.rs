@@ -1,6 +1,6 @@
 //! [`Client`] and [`ClientBuilder`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,8 @@ use zk_proto::{
 };
 use zk_session::driver::SessionHandle;
 use zk_session::{
-    Counters, HostProvider, Reply, Request, SavedSession, Session, SessionConfig, SessionState,
-    StateChange, StaticHostProvider, Timing,
+    Counters, HostProvider, Idempotence, Reply, Request, SavedSession, Session, SessionConfig,
+    SessionState, StateChange, StaticHostProvider, Timing,
 };
 use zk_transport::{Connector, TcpConnector, TlsConfig, TlsConnector};
 
@@ -32,7 +32,7 @@ use crate::ops::{
 };
 use crate::watch::{
     self as wreg, Kind, OneshotWatcher, PersistentWatcher, Registry, Shared, WatchCounters,
-    WatchPreamble,
+    WatchPreamble, WatchRemover,
 };
 
 /// Default requested session timeout.
@@ -294,15 +294,12 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-impl Inner {
+impl WatchRemover for Inner {
     /// Sends removeWatches for a dropped watch handle without blocking: the request is
     /// queued at once when a window slot is free (so it is ordered before any later call),
     /// else from a task.
-    pub(crate) fn remove_watch_in_background(
-        this: &Arc<Self>,
-        server_path: String,
-        watcher_type: i32,
-    ) {
+    fn remove_in_background(&self, server_path: String, watcher_type: i32) {
+        let this = self;
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -369,13 +366,6 @@ pub struct ClientCounters {
     pub session: Counters,
     /// Watch re-registration and delivery.
     pub watches: WatchCounters,
-}
-
-/// Whether a call may be re-sent after a connection loss.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind2 {
-    Read,
-    Write,
 }
 
 impl Client {
@@ -548,7 +538,7 @@ impl Client {
 
     /// Sends one request within the window; returns the server's reply whatever its error
     /// code.
-    async fn call_raw(&self, op: OpCode, body: Bytes, kind: Kind2) -> Result<Reply> {
+    async fn call_raw(&self, op: OpCode, body: Bytes, kind: Idempotence) -> Result<Reply> {
         let deadline = self.deadline();
         let _permit = self.permit(1, deadline).await?;
         self.submit(op, body, kind, deadline).await
@@ -558,12 +548,12 @@ impl Client {
         &self,
         op: OpCode,
         body: Bytes,
-        kind: Kind2,
+        kind: Idempotence,
         deadline: Option<Instant>,
     ) -> Result<Reply> {
         let mut req = match kind {
-            Kind2::Read => Request::read(op, body),
-            Kind2::Write => Request::write(op, body),
+            Idempotence::Resend => Request::read(op, body),
+            Idempotence::FailOnLoss => Request::write(op, body),
         };
         if let Some(at) = deadline {
             req = req.with_deadline(at);
@@ -588,7 +578,7 @@ impl Client {
     }
 
     /// Sends one request; a server error code becomes an `Err`.
-    async fn call(&self, op: OpCode, body: Bytes, kind: Kind2) -> Result<Reply> {
+    async fn call(&self, op: OpCode, body: Bytes, kind: Idempotence) -> Result<Reply> {
         let reply = self.call_raw(op, body, kind).await?;
         match Error::from_code(reply.err) {
             Some(err) => Err(err),
@@ -630,7 +620,7 @@ impl Client {
         }
         let req = self.create_request(path, data.into(), acl, mode)?;
         let reply = self
-            .call(OpCode::Create, req.to_bytes(), Kind2::Write)
+            .call(OpCode::Create, req.to_bytes(), Idempotence::FailOnLoss)
             .await?;
         let resp: CreateResponse = Self::decode(OpCode::Create, reply.body)?;
         Ok(self.client_path(&resp.path))
@@ -653,7 +643,9 @@ impl Client {
         } else {
             OpCode::Create2
         };
-        let reply = self.call(op, req.to_bytes(), Kind2::Write).await?;
+        let reply = self
+            .call(op, req.to_bytes(), Idempotence::FailOnLoss)
+            .await?;
         let resp: Create2Response = Self::decode(op, reply.body)?;
         Ok((self.client_path(&resp.path), resp.stat))
     }
@@ -693,7 +685,7 @@ impl Client {
             ttl: ttl_ms,
         };
         let reply = self
-            .call(OpCode::CreateTtl, req.to_bytes(), Kind2::Write)
+            .call(OpCode::CreateTtl, req.to_bytes(), Idempotence::FailOnLoss)
             .await?;
         let resp: Create2Response = Self::decode(OpCode::CreateTtl, reply.body)?;
         Ok((self.client_path(&resp.path), resp.stat))
@@ -737,7 +729,7 @@ impl Client {
             path: self.server_path(path)?,
             version,
         };
-        self.call(OpCode::Delete, req.to_bytes(), Kind2::Write)
+        self.call(OpCode::Delete, req.to_bytes(), Idempotence::FailOnLoss)
             .await
             .map(drop)
     }
@@ -752,7 +744,7 @@ impl Client {
             watch: false,
         };
         let reply = self
-            .call_raw(OpCode::Exists, req.to_bytes(), Kind2::Read)
+            .call_raw(OpCode::Exists, req.to_bytes(), Idempotence::Resend)
             .await?;
         Self::exists_result(reply)
     }
@@ -791,7 +783,7 @@ impl Client {
         };
         let (id, watcher) = self.register_oneshot(&server_path, path, Kind::Exist)?;
         let reply = self
-            .call_raw(OpCode::Exists, req.to_bytes(), Kind2::Read)
+            .call_raw(OpCode::Exists, req.to_bytes(), Idempotence::Resend)
             .await;
         let reply = match reply {
             Ok(r) if matches!(r.err, ErrorCode::Ok | ErrorCode::NoNode) => r,
@@ -825,7 +817,7 @@ impl Client {
             watch: false,
         };
         let reply = self
-            .call(OpCode::GetData, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetData, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: GetDataResponse = Self::decode(OpCode::GetData, reply.body)?;
         Ok((resp.data.unwrap_or_default(), resp.stat))
@@ -865,7 +857,7 @@ impl Client {
         };
         let (id, watcher) = self.register_oneshot(&server_path, client_path, Kind::Data)?;
         let result = self
-            .call(OpCode::GetData, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetData, req.to_bytes(), Idempotence::Resend)
             .await;
         let reply = match result {
             Ok(r) => r,
@@ -892,7 +884,7 @@ impl Client {
             version,
         };
         let reply = self
-            .call(OpCode::SetData, req.to_bytes(), Kind2::Write)
+            .call(OpCode::SetData, req.to_bytes(), Idempotence::FailOnLoss)
             .await?;
         let resp: SetDataResponse = Self::decode(OpCode::SetData, reply.body)?;
         Ok(resp.stat)
@@ -907,7 +899,7 @@ impl Client {
             path: self.server_path(path)?,
         };
         let reply = self
-            .call(OpCode::GetAcl, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetAcl, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: GetAclResponse = Self::decode(OpCode::GetAcl, reply.body)?;
         Ok((resp.acl, resp.stat))
@@ -924,7 +916,7 @@ impl Client {
             version,
         };
         let reply = self
-            .call(OpCode::SetAcl, req.to_bytes(), Kind2::Write)
+            .call(OpCode::SetAcl, req.to_bytes(), Idempotence::FailOnLoss)
             .await?;
         let resp: SetAclResponse = Self::decode(OpCode::SetAcl, reply.body)?;
         Ok(resp.stat)
@@ -940,7 +932,7 @@ impl Client {
             watch: false,
         };
         let reply = self
-            .call(OpCode::GetChildren, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetChildren, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: GetChildrenResponse = Self::decode(OpCode::GetChildren, reply.body)?;
         Ok(resp.children)
@@ -966,7 +958,7 @@ impl Client {
             watch: false,
         };
         let reply = self
-            .call(OpCode::GetChildren2, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetChildren2, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: GetChildren2Response = Self::decode(OpCode::GetChildren2, reply.body)?;
         Ok((resp.children, resp.stat))
@@ -991,7 +983,7 @@ impl Client {
         };
         let (id, watcher) = self.register_oneshot(&server_path, path, Kind::Child)?;
         let reply = match self
-            .call(OpCode::GetChildren2, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetChildren2, req.to_bytes(), Idempotence::Resend)
             .await
         {
             Ok(r) => r,
@@ -1015,7 +1007,11 @@ impl Client {
             path: self.server_path(path)?,
         };
         let reply = self
-            .call(OpCode::GetAllChildrenNumber, req.to_bytes(), Kind2::Read)
+            .call(
+                OpCode::GetAllChildrenNumber,
+                req.to_bytes(),
+                Idempotence::Resend,
+            )
             .await?;
         let resp: GetAllChildrenNumberResponse =
             Self::decode(OpCode::GetAllChildrenNumber, reply.body)?;
@@ -1032,7 +1028,7 @@ impl Client {
             prefix_path: self.server_path(prefix_path)?,
         };
         let reply = self
-            .call(OpCode::GetEphemerals, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetEphemerals, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: GetEphemeralsResponse = Self::decode(OpCode::GetEphemerals, reply.body)?;
         // The server matches the prefix as a string: with chroot `/app` it also returns
@@ -1065,7 +1061,9 @@ impl Client {
         let req = SyncRequest {
             path: self.server_path(path)?,
         };
-        let reply = self.call(OpCode::Sync, req.to_bytes(), Kind2::Read).await?;
+        let reply = self
+            .call(OpCode::Sync, req.to_bytes(), Idempotence::Resend)
+            .await?;
         let _: SyncResponse = Self::decode(OpCode::Sync, reply.body)?;
         Ok(())
     }
@@ -1130,7 +1128,7 @@ impl Client {
             });
         }
         let reply = self
-            .call(OpCode::Multi, req.to_bytes(), Kind2::Write)
+            .call(OpCode::Multi, req.to_bytes(), Idempotence::FailOnLoss)
             .await?;
         let resp: MultiResponse = Self::decode(OpCode::Multi, reply.body)?;
         let mut first_error = None;
@@ -1202,7 +1200,7 @@ impl Client {
             });
         }
         let reply = self
-            .call(OpCode::MultiRead, req.to_bytes(), Kind2::Read)
+            .call(OpCode::MultiRead, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: MultiResponse = Self::decode(OpCode::MultiRead, reply.body)?;
         Ok(resp
@@ -1250,7 +1248,7 @@ impl Client {
         }
         .to_bytes();
         let reply = self
-            .submit(OpCode::Auth, body, Kind2::Read, deadline)
+            .submit(OpCode::Auth, body, Idempotence::Resend, deadline)
             .await?;
         if let Some(err) = Error::from_code(reply.err) {
             return Err(err);
@@ -1273,7 +1271,7 @@ impl Client {
     /// Connection and session errors.
     pub async fn who_am_i(&self) -> Result<Vec<ClientInfo>> {
         let reply = self
-            .call(OpCode::WhoAmI, Empty.to_bytes(), Kind2::Read)
+            .call(OpCode::WhoAmI, Empty.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: WhoAmIResponse = Self::decode(OpCode::WhoAmI, reply.body)?;
         Ok(resp.client_info)
@@ -1289,7 +1287,7 @@ impl Client {
             watch: false,
         };
         let reply = self
-            .call(OpCode::GetData, req.to_bytes(), Kind2::Read)
+            .call(OpCode::GetData, req.to_bytes(), Idempotence::Resend)
             .await?;
         let resp: GetDataResponse = Self::decode(OpCode::GetData, reply.body)?;
         Ok((resp.data.unwrap_or_default(), resp.stat))
@@ -1326,7 +1324,7 @@ impl Client {
             cur_config_id: from_config.unwrap_or(-1),
         };
         let reply = self
-            .call(OpCode::Reconfig, req.to_bytes(), Kind2::Write)
+            .call(OpCode::Reconfig, req.to_bytes(), Idempotence::FailOnLoss)
             .await?;
         let resp: GetDataResponse = Self::decode(OpCode::Reconfig, reply.body)?;
         Ok((resp.data.unwrap_or_default(), resp.stat))
@@ -1375,7 +1373,7 @@ impl Client {
             id,
             server_path.clone(),
             path.to_owned(),
-            Arc::downgrade(&self.inner),
+            Arc::downgrade(&self.inner) as Weak<dyn WatchRemover>,
             Arc::downgrade(&self.inner.registry),
         );
         let req = AddWatchRequest {
@@ -1383,7 +1381,7 @@ impl Client {
             mode: wire_mode.as_i32(),
         };
         let reply = match self
-            .call(OpCode::AddWatch, req.to_bytes(), Kind2::Read)
+            .call(OpCode::AddWatch, req.to_bytes(), Idempotence::Resend)
             .await
         {
             Ok(r) => r,
@@ -1418,7 +1416,7 @@ impl Client {
             watcher_type: Self::watcher_type(kind),
         };
         let result = self
-            .call(OpCode::RemoveWatches, req.to_bytes(), Kind2::Read)
+            .call(OpCode::RemoveWatches, req.to_bytes(), Idempotence::Resend)
             .await;
         match result {
             Ok(_) | Err(Error::NoWatcher) => {
@@ -1438,7 +1436,7 @@ impl Client {
             path: self.server_path(path)?,
             watcher_type: Self::watcher_type(kind),
         };
-        self.call(OpCode::CheckWatches, req.to_bytes(), Kind2::Read)
+        self.call(OpCode::CheckWatches, req.to_bytes(), Idempotence::Resend)
             .await
             .map(drop)
     }
@@ -1467,7 +1465,7 @@ impl Client {
                 id,
                 server_path.to_owned(),
                 client_path.to_owned(),
-                Arc::downgrade(&self.inner),
+                Arc::downgrade(&self.inner) as Weak<dyn WatchRemover>,
                 Arc::downgrade(&self.inner.registry),
             ),
         ))
@@ -1516,7 +1514,7 @@ impl Client {
             }
         };
         wreg::lock(&self.inner.registry).counters.rearmed += 1;
-        match self.call(op, body, Kind2::Read).await {
+        match self.call(op, body, Idempotence::Resend).await {
             Ok(reply)
                 if matches!(kind, Kind::Persistent | Kind::Recursive) && reply.zxid != zxid =>
             {

@@ -18,8 +18,6 @@ use zk_proto::{
 use zk_session::driver::DriverEvent;
 use zk_session::{Preamble, PreamblePacket, SessionState};
 
-use crate::client::Inner;
-
 /// A node or session event delivered to a watcher (Java's `WatchedEvent`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WatchedEvent {
@@ -693,6 +691,13 @@ pub(crate) async fn event_loop(mut events: mpsc::UnboundedReceiver<DriverEvent>,
     lock(&reg).close();
 }
 
+/// What a dropped watch handle asks of its client: remove the watch on the server without
+/// blocking (the client implements it; this module needs nothing else of it).
+pub(crate) trait WatchRemover: Send + Sync + std::fmt::Debug {
+    /// Sends removeWatches for `server_path` and `watcher_type` in the background.
+    fn remove_in_background(&self, server_path: String, watcher_type: i32);
+}
+
 /// Shared plumbing of both watcher handles.
 #[derive(Debug)]
 struct Handle {
@@ -700,7 +705,7 @@ struct Handle {
     id: u64,
     server_path: String,
     client_path: String,
-    inner: Weak<Inner>,
+    inner: Weak<dyn WatchRemover>,
     registry: Weak<Mutex<Registry>>,
 }
 
@@ -714,7 +719,7 @@ impl Handle {
             && let Some(inner) = self.inner.upgrade()
         {
             lock(&reg).counters.removals += 1;
-            Inner::remove_watch_in_background(&inner, self.server_path.clone(), watcher_type);
+            inner.remove_in_background(self.server_path.clone(), watcher_type);
         }
     }
 }
@@ -783,7 +788,7 @@ impl OneshotWatcher {
         id: u64,
         server_path: String,
         client_path: String,
-        inner: Weak<Inner>,
+        inner: Weak<dyn WatchRemover>,
         registry: Weak<Mutex<Registry>>,
     ) -> Self {
         Self {
@@ -854,7 +859,7 @@ impl PersistentWatcher {
         id: u64,
         server_path: String,
         client_path: String,
-        inner: Weak<Inner>,
+        inner: Weak<dyn WatchRemover>,
         registry: Weak<Mutex<Registry>>,
     ) -> Self {
         Self {
