@@ -1017,8 +1017,12 @@ mod member {
 
     async fn ours(connstr: &str, mut stop: oneshot::Receiver<()>) -> Result<(), String> {
         // Default settings: only the session timeout is set, as in every benchmark.
-        let c = Client::builder(connstr)
-            .session_timeout(T6)
+        // (`ZK_FLEET_NO_LEARN=1`, for experiments: election learning off.)
+        let mut builder = Client::builder(connstr).session_timeout(T6);
+        if std::env::var_os("ZK_FLEET_NO_LEARN").is_some() {
+            builder = builder.configure_session(|cfg| cfg.timing.election.learn = false);
+        }
+        let c = builder
             .connect()
             .await
             .map_err(|e| format!("connect: {e}"))?;

@@ -66,7 +66,7 @@ pub use crate::core::{Action, Preamble, PreamblePacket, Session, Target};
 pub use crate::host::{
     Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
 };
-pub use crate::pacing::ElectionEstimate;
+pub use crate::pacing::{ElectionEstimate, ElectionSeen};
 pub use crate::shared::SharedHosts;
 pub use crate::types::{
     ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,

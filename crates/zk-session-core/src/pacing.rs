@@ -39,7 +39,7 @@ use crate::host::HostFailure;
 use crate::rng::Rng;
 
 /// The least an election's end is assumed to vary from one election to the next.
-const MIN_DRIFT: Duration = Duration::from_millis(8);
+const MIN_DRIFT: Duration = Duration::from_millis(6);
 /// The most it is assumed to vary.
 const MAX_DRIFT: Duration = Duration::from_secs(2);
 /// Elections longer than this (from the loss to the first handshake) are not learned from:
@@ -49,6 +49,33 @@ const MAX_LEARNED: Duration = Duration::from_secs(30);
 const TRAIN_LEN: u32 = 4;
 /// Never two probes of one session closer than this.
 const MIN_GAP: Duration = Duration::from_millis(2);
+
+/// A handshake this much slower than the session's usual one (and at least
+/// [`CROWD_MIN`]) means the server was working through a queue of other clients' handshakes.
+const CROWD_FACTOR: u32 = 8;
+/// The least handshake time taken as a sign of a crowd.
+const CROWD_MIN: Duration = Duration::from_millis(10);
+
+/// Whether a handshake that took `took` was queued behind a crowd, given the session's usual
+/// handshake time (`None` before the first: then only [`CROWD_MIN`] × 4 counts).
+pub(crate) fn crowded(took: Duration, usual: Option<Duration>) -> bool {
+    match usual {
+        Some(u) => took >= (u * CROWD_FACTOR).max(CROWD_MIN),
+        None => took >= CROWD_MIN * 4,
+    }
+}
+
+/// One election a session waited out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElectionSeen {
+    /// From the loss to the last probe that was closed unanswered: the election was still on.
+    pub lo: Duration,
+    /// From the loss to the handshake that succeeded: it was over.
+    pub hi: Duration,
+    /// That handshake was queued behind many others (it took many times the session's usual
+    /// handshake): the session came back with a herd of clients.
+    pub crowded: bool,
+}
 
 /// What the pacer learned about how long leader elections take, from a session's loss of
 /// its connection to the first server serving again.
@@ -65,14 +92,16 @@ pub struct ElectionEstimate {
     hi: Duration,
     drift: Duration,
     samples: u32,
+    crowded: bool,
 }
 
 impl ElectionEstimate {
-    /// Folds in one election that ended after `lo` (a probe was still closed) and by `hi` (a
-    /// handshake succeeded), both measured from the loss. Returns the updated estimate
-    /// (`prior` unchanged when the bracket is not usable).
+    /// Folds in one election that ended after `seen.lo` (a probe was still closed) and by
+    /// `seen.hi` (a handshake succeeded), both measured from the loss. Returns the updated
+    /// estimate (`prior` unchanged when the bracket is not usable).
     #[must_use]
-    pub fn learn(prior: Option<Self>, lo: Duration, hi: Duration) -> Option<Self> {
+    pub fn learn(prior: Option<Self>, seen: ElectionSeen) -> Option<Self> {
+        let ElectionSeen { lo, hi, crowded } = seen;
         if hi < lo || hi > MAX_LEARNED {
             return prior;
         }
@@ -82,6 +111,7 @@ impl ElectionEstimate {
                 hi,
                 drift: MIN_DRIFT,
                 samples: 1,
+                crowded,
             });
         };
         let (wlo, whi) = (p.lo.saturating_sub(p.drift), p.hi + p.drift);
@@ -97,6 +127,7 @@ impl ElectionEstimate {
             hi,
             drift,
             samples: p.samples.saturating_add(1),
+            crowded,
         })
     }
 
@@ -117,6 +148,12 @@ impl ElectionEstimate {
     #[must_use]
     pub const fn samples(&self) -> u32 {
         self.samples
+    }
+
+    /// Whether the last election was left in a crowd (see [`ElectionSeen::crowded`]).
+    #[must_use]
+    pub const fn crowded(&self) -> bool {
+        self.crowded
     }
 }
 
@@ -314,7 +351,10 @@ impl Pacer {
         // than the loss, at an unknown moment. Plan from now and learn nothing from it.
         let learnable = now.saturating_duration_since(since) <= cfg.floor;
         let since = if learnable { since } else { now };
-        let (next, gap, train_left) = match estimate.filter(|_| cfg.learn) {
+        // A train concentrates the probes near the expected end: right for one client, but a
+        // herd doing it would crowd the servers just as they finish electing. A session that
+        // came back in a crowd last time keeps the spread-out schedule.
+        let (next, gap, train_left) = match estimate.filter(|e| cfg.learn && !e.crowded) {
             Some(est) => {
                 // A train of probes over [end − spread, end + spread], spaced so that it
                 // covers the window in `TRAIN_LEN` probes; the start is jittered by one gap
@@ -380,26 +420,90 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    fn seen(lo: Duration, hi: Duration) -> ElectionSeen {
+        ElectionSeen {
+            lo,
+            hi,
+            crowded: false,
+        }
+    }
+
+    #[test]
+    fn a_handshake_queued_behind_a_crowd_is_told_from_a_normal_one() {
+        let usual = Some(MS + MS / 2);
+        assert!(!crowded(3 * MS, usual));
+        assert!(!crowded(9 * MS, usual));
+        assert!(crowded(12 * MS, usual));
+        // Slow servers: relative to the session's own usual handshake.
+        assert!(!crowded(30 * MS, Some(5 * MS)));
+        assert!(crowded(40 * MS, Some(5 * MS)));
+        assert!(!crowded(20 * MS, None));
+        assert!(crowded(45 * MS, None));
+    }
+
+    #[test]
+    fn a_session_that_came_back_in_a_crowd_keeps_the_spread_schedule() {
+        let timing = Timing::default();
+        let t0 = Instant::now();
+        let est = |crowded| {
+            ElectionEstimate::learn(
+                None,
+                ElectionSeen {
+                    lo: 395 * MS,
+                    hi: 400 * MS,
+                    crowded,
+                },
+            )
+        };
+        let first_probe = |estimate| {
+            let mut p = Pacer::default();
+            let seen = Seen {
+                hosts: 3,
+                lost_at: Some(t0),
+                estimate,
+            };
+            match p.on_failure(
+                t0 + MS,
+                HostFailure::ClosedInHandshake,
+                seen,
+                &timing,
+                &mut Rng::new(5),
+            ) {
+                Pace::Probe(d) => d + MS,
+                other => panic!("{other:?}"),
+            }
+        };
+        // Alone last time: the train starts just before the learned end.
+        let alone = first_probe(est(false));
+        assert!((380 * MS..400 * MS).contains(&alone), "{alone:?}");
+        // In a crowd: the first probe as if nothing were learned (200-300 ms).
+        let crowd = first_probe(est(true));
+        assert!((200 * MS..=300 * MS).contains(&crowd), "{crowd:?}");
+    }
+
     #[test]
     fn learning_narrows_on_a_steady_election_and_follows_a_change() {
-        let est = ElectionEstimate::learn(None, 330 * MS, 475 * MS).unwrap();
+        let est = ElectionEstimate::learn(None, seen(330 * MS, 475 * MS)).unwrap();
         assert_eq!(est.end(), 402 * MS + MS / 2);
-        let est = ElectionEstimate::learn(Some(est), 350 * MS, 402 * MS).unwrap();
-        let est = ElectionEstimate::learn(Some(est), 396 * MS, 417 * MS).unwrap();
+        let est = ElectionEstimate::learn(Some(est), seen(350 * MS, 402 * MS)).unwrap();
+        let est = ElectionEstimate::learn(Some(est), seen(396 * MS, 417 * MS)).unwrap();
         assert_eq!((est.lo, est.hi), (396 * MS, 410 * MS));
         assert!(est.spread() <= 25 * MS, "{est:?}");
         assert_eq!(est.samples(), 3);
         // Elections got slower: the next bracket lies outside, so it is taken as it is
         // and the assumed drift grows.
-        let moved = ElectionEstimate::learn(Some(est), 590 * MS, 640 * MS).unwrap();
+        let moved = ElectionEstimate::learn(Some(est), seen(590 * MS, 640 * MS)).unwrap();
         assert_eq!(moved.end(), 615 * MS);
         assert!(moved.drift > 90 * MS, "{moved:?}");
         // A bracket the wrong way round or an outage is not learned from.
         assert_eq!(
-            ElectionEstimate::learn(Some(est), 5 * MS, 4 * MS),
+            ElectionEstimate::learn(Some(est), seen(5 * MS, 4 * MS)),
             Some(est)
         );
-        assert_eq!(ElectionEstimate::learn(None, MS, MAX_LEARNED + MS), None);
+        assert_eq!(
+            ElectionEstimate::learn(None, seen(MS, MAX_LEARNED + MS)),
+            None
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::pacing::ElectionEstimate;
+use crate::pacing::{ElectionEstimate, ElectionSeen};
 
 /// Entries not touched for this long are forgotten (bounds the map).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
@@ -105,10 +105,10 @@ impl SharedHosts {
         self.lock().election
     }
 
-    /// A session saw an election end after `lo` and by `hi` (from its loss).
-    pub fn learn_election(&self, lo: Duration, hi: Duration) {
+    /// A session saw an election end (see [`ElectionSeen`]).
+    pub fn learn_election(&self, seen: ElectionSeen) {
         let mut inner = self.lock();
-        inner.election = ElectionEstimate::learn(inner.election, lo, hi);
+        inner.election = ElectionEstimate::learn(inner.election, seen);
     }
 
     /// Books the process's next election retry: the returned moment is at or after

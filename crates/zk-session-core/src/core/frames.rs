@@ -6,6 +6,7 @@
     reason = "a part of the session core: the parent's items are its own"
 )]
 use super::*;
+use crate::pacing::{ElectionSeen, crowded};
 
 impl Session {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
@@ -88,9 +89,14 @@ impl Session {
             self.session_is_rw = true;
         }
         self.hosts.on_success(now, attempt.host);
-        if let Some(sent) = attempt.handshake_sent {
-            self.handshake_rtt
-                .sample(now.saturating_duration_since(sent));
+        // Was the server queueing handshakes (a herd reconnecting with us)? Judged against the
+        // session's usual handshake, before this one joins the estimate.
+        let usual_handshake = self.handshake_rtt.srtt();
+        let handshake = attempt
+            .handshake_sent
+            .map(|sent| now.saturating_duration_since(sent));
+        if let Some(took) = handshake {
+            self.handshake_rtt.sample(took);
         }
         if let Some(shared) = &self.cfg.shared {
             shared.handshake_succeeded(target.addr, now);
@@ -99,17 +105,19 @@ impl Session {
         self.timers.stop(Timer::LocalExpiry);
         self.local_expiry_due = false;
         if let Some((lo, hi)) = self.pacer.on_success(attempt.handshake_sent.unwrap_or(now)) {
+            let crowded = handshake.is_some_and(|took| crowded(took, usual_handshake));
             debug!(
                 lo_ms = lo.as_millis(),
                 hi_ms = hi.as_millis(),
+                crowded,
                 "election over: learning its length"
             );
             self.counters.elections_waited += 1;
+            let seen = ElectionSeen { lo, hi, crowded };
             match &self.cfg.shared {
-                Some(shared) => shared.learn_election(lo, hi),
+                Some(shared) => shared.learn_election(seen),
                 None => {
-                    self.election_estimate =
-                        ElectionEstimate::learn(self.election_estimate, lo, hi);
+                    self.election_estimate = ElectionEstimate::learn(self.election_estimate, seen);
                 }
             }
         }
