@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
 #
 # On a fresh machine it first installs what it needs: Debian's `zookeeper` package (the real
-# server the integration tests run), cargo-deny and cargo-fuzz. Then: formatting, clippy,
+# server the integration tests run), cargo-deny and cargo-fuzz. Then: formatting, the session
+# core's purity, clippy, packaging of every published crate,
 # every test (real 3-node ensembles included), the fuzz corpora replay (part of `cargo test`),
 # a short run of every fuzz target on nightly, a smoke run of every benchmark, and the
 # offline cargo-deny checks.
@@ -69,6 +70,10 @@ core_is_pure() {
 }
 
 clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
+
+# Every published crate packages, and each package builds alone from what it ships (cargo
+# verifies them against a local registry holding the workspace's other packages).
+package() { cargo package --workspace --exclude zk-bench --allow-dirty --quiet; }
 
 tests() {
     # cargo runs one test binary at a time, so at most one ZooKeeper ensemble is up at once.
@@ -146,6 +151,7 @@ step "cargo deny (installed)" deny_early
 step "cargo fmt --check" fmt
 step "core purity" core_is_pure
 step "cargo clippy" clippy
+step "cargo package" package
 step "cargo test" tests
 step "fuzz" fuzz
 step "cargo deny" deny
