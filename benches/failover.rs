@@ -211,14 +211,7 @@ async fn run(args: Args) -> Vec<String> {
         failures: Vec::new(),
     };
 
-    let load = || {
-        sys::machine()
-            .2
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let load = sys::load1;
     // A fresh ensemble's JVMs are as cold as a restarted node's: warm them all first.
     for i in 0..ctx.ens.nodes().len() {
         if let Err(e) = warm(&ctx, i).await {
@@ -921,57 +914,61 @@ async fn gather(
     (last.saturating_duration_since(k), lost)
 }
 
-async fn connect_many(ctx: &mut Ctx, who: Who, connstr: &str, n: usize) -> Result<Many, String> {
+/// Opens `n` sessions with `open`, at most 50 connecting at once.
+async fn open_in_batches<T, E, Fut>(
+    n: usize,
+    what: &str,
+    open: impl Fn() -> Fut,
+) -> Result<Vec<T>, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+{
     const CONCURRENCY: usize = 50;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let batch = CONCURRENCY.min(n - out.len());
+        let tasks: Vec<_> = (0..batch).map(|_| tokio::spawn(open())).collect();
+        for t in tasks {
+            out.push(
+                t.await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("{what}: {e}"))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+async fn connect_many(ctx: &mut Ctx, who: Who, connstr: &str, n: usize) -> Result<Many, String> {
     match who {
         Who::Ours => {
-            let mut out = Vec::with_capacity(n);
-            while out.len() < n {
-                let batch = CONCURRENCY.min(n - out.len());
-                let mut tasks = Vec::new();
-                for _ in 0..batch {
-                    let cs = connstr.to_owned();
-                    tasks.push(tokio::spawn(async move {
-                        let seed = clients::varied_seed();
-                        Client::builder(&cs)
-                            .session_timeout(T6)
-                            .configure_session(move |cfg| cfg.rng_seed = Some(seed))
-                            .connect()
-                            .await
-                    }));
+            let out = open_in_batches(n, "connect", || {
+                let cs = connstr.to_owned();
+                let seed = clients::varied_seed();
+                async move {
+                    Client::builder(&cs)
+                        .session_timeout(T6)
+                        .configure_session(move |cfg| cfg.rng_seed = Some(seed))
+                        .connect()
+                        .await
                 }
-                for t in tasks {
-                    out.push(
-                        t.await
-                            .map_err(|e| e.to_string())?
-                            .map_err(|e| format!("connect: {e}"))?,
-                    );
-                }
-            }
+            })
+            .await?;
             Ok(Many::Ours(out))
         }
         Who::Zkc => {
-            let mut out = Vec::with_capacity(n);
-            while out.len() < n {
-                let batch = CONCURRENCY.min(n - out.len());
-                let mut tasks = Vec::new();
-                for _ in 0..batch {
-                    let cs = connstr.to_owned();
-                    tasks.push(tokio::spawn(async move {
-                        zookeeper_client::Client::connector()
-                            .with_session_timeout(T6)
-                            .connect(&cs)
-                            .await
-                    }));
+            let out = open_in_batches(n, "zookeeper-client connect", || {
+                let cs = connstr.to_owned();
+                async move {
+                    zookeeper_client::Client::connector()
+                        .with_session_timeout(T6)
+                        .connect(&cs)
+                        .await
                 }
-                for t in tasks {
-                    out.push(
-                        t.await
-                            .map_err(|e| e.to_string())?
-                            .map_err(|e| format!("zookeeper-client connect: {e}"))?,
-                    );
-                }
-            }
+            })
+            .await?;
             Ok(Many::Zkc(out))
         }
         Who::Java => {

@@ -232,14 +232,7 @@ async fn run(args: Args) -> Vec<String> {
     } else {
         None
     };
-    let load = || {
-        sys::machine()
-            .2
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let load = sys::load1;
     ctx.results.add("machine", "-", "load_start", vec![load()]);
     let trials = ctx.args.samples(3);
     for p in sizes(&ctx.args) {

@@ -13,19 +13,9 @@ use zk_failover::client::{AddWatchMode, Op, WatchEvent, acl};
 use zk_failover::{Client, CreateMode, Error};
 use zk_testkit::Ensemble;
 
-/// `ZK_CONNECT`, or a fresh local ensemble (kept alive by the returned value).
-async fn connect_string() -> Result<(String, Option<Ensemble>), Box<dyn StdError>> {
-    if let Ok(cs) = std::env::var("ZK_CONNECT") {
-        return Ok((cs, None));
-    }
-    println!("ZK_CONNECT not set: starting a local 3-node ensemble (zk-testkit)");
-    let ens = Ensemble::start(3).await?;
-    Ok((ens.connect_string(), Some(ens)))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn StdError>> {
-    let (cs, _ensemble) = connect_string().await?;
+    let (cs, _ensemble) = Ensemble::from_env_or_start(3).await?;
     let zk = Client::connect(&cs).await?;
     println!("connected: session {:#x}", zk.session_id());
 

@@ -49,17 +49,7 @@ impl<C: Connector> Connector for Logged<C> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn StdError>> {
-    let ensemble = match std::env::var("ZK_CONNECT") {
-        Ok(_) => None,
-        Err(_) => {
-            println!("ZK_CONNECT not set: starting a local 3-node ensemble (zk-testkit)");
-            Some(Ensemble::start(3).await?)
-        }
-    };
-    let cs = match &ensemble {
-        Some(ens) => ens.connect_string(),
-        None => std::env::var("ZK_CONNECT")?,
-    };
+    let (cs, ensemble) = Ensemble::from_env_or_start(3).await?;
 
     let connector = Arc::new(Logged {
         inner: TcpConnector::new().keepalive(Some(Duration::from_secs(10))),

@@ -117,17 +117,7 @@ async fn lead(name: &str, zk: &Client) -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn StdError>> {
-    let ensemble = match std::env::var("ZK_CONNECT") {
-        Ok(_) => None,
-        Err(_) => {
-            println!("ZK_CONNECT not set: starting a local 3-node ensemble (zk-testkit)");
-            Some(Ensemble::start(3).await?)
-        }
-    };
-    let cs = match &ensemble {
-        Some(ens) => ens.connect_string(),
-        None => std::env::var("ZK_CONNECT")?,
-    };
+    let (cs, ensemble) = Ensemble::from_env_or_start(3).await?;
     let connect = || {
         Client::builder(&cs)
             .session_timeout(Duration::from_secs(4))

@@ -31,8 +31,13 @@ for target in "${targets[@]}"; do
     before=$(find "$corpus" -type f | wc -l)
     echo "==> $target: ${MINUTES} min from $before corpus inputs"
     log=$(mktemp)
+    # Parallel jobs log to fuzz-N.log files of their own; one job logs here.
+    parallel=()
+    if [ "$JOBS" -gt 1 ]; then
+        parallel=(-jobs="$JOBS" -workers="$JOBS")
+    fi
     if ! cargo +nightly fuzz run -O "$target" "$scratch" -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -jobs="$JOBS" -workers="$JOBS" \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 "${parallel[@]}" \
         -print_final_stats=1 >"$log" 2>&1; then
         tail -60 "$log"
         rm -rf "$scratch"

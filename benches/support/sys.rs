@@ -68,6 +68,16 @@ pub(crate) fn rss_bytes(pid: Option<u32>) -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// The 1-minute load average now (NaN if unknown).
+pub(crate) fn load1() -> f64 {
+    machine()
+        .2
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// `nproc`, the CPU model and the load average, for the report.
 pub(crate) fn machine() -> (usize, String, String) {
     let n = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);

@@ -617,6 +617,21 @@ impl Ensemble {
         Self::builder().nodes(nodes).start().await
     }
 
+    /// What the examples and demos connect to: the connection string in `ZK_CONNECT` when it
+    /// is set (and no ensemble), else a local `nodes`-node ensemble started here (it lives as
+    /// long as the caller keeps the returned value).
+    ///
+    /// # Errors
+    /// As [`Ensemble::start`].
+    pub async fn from_env_or_start(nodes: usize) -> Result<(String, Option<Self>), TestkitError> {
+        if let Ok(cs) = std::env::var("ZK_CONNECT") {
+            return Ok((cs, None));
+        }
+        println!("ZK_CONNECT not set: starting a local {nodes}-node ensemble (zk-testkit)");
+        let ens = Self::start(nodes).await?;
+        Ok((ens.connect_string(), Some(ens)))
+    }
+
     /// A builder with the defaults.
     pub fn builder() -> EnsembleBuilder {
         EnsembleBuilder::default()
