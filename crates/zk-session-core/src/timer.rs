@@ -21,11 +21,13 @@ pub(crate) enum Timer {
     ReadOnlyProbe = 6,
     /// A graceful close must be finished by now.
     Close = 7,
+    /// Replies have been held back by the receive hint for this long: take what is there.
+    Batch = 8,
 }
 
 impl Timer {
     /// All timers, in the order `handle_timeout` processes them.
-    pub(crate) const VALUES: [Self; 8] = [
+    pub(crate) const VALUES: [Self; 9] = [
         Self::Attempt,
         Self::Receive,
         Self::Ping,
@@ -34,13 +36,14 @@ impl Timer {
         Self::ReadOnlyProbe,
         Self::Close,
         Self::LocalExpiry,
+        Self::Batch,
     ];
 }
 
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
-    data: [Option<Instant>; 8],
+    data: [Option<Instant>; 9],
 }
 
 impl TimerTable {

@@ -36,19 +36,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// burst of submissions leaves in one write, and one busy caller cannot starve the rest).
 const COMMAND_BATCH: usize = 256;
 
-/// The smallest frame a server sends for a request: the length prefix and a reply header.
-const MIN_REPLY_FRAME: usize = 4 + 16;
-
-/// Below this many requests in flight every reply is read as it arrives.
-const LOW_WATER_MIN_IN_FLIGHT: usize = 8;
-
-/// The largest receive low-water mark used (bytes).
-const LOW_WATER_MAX: usize = 16 * 1024;
-
-/// Replies wait at most about this long below the low-water mark (tokio's timer ticks in
-/// milliseconds): a slow server answering a long queue still gets its answers seen.
-const LOW_WATER_MAX_WAIT: Duration = Duration::from_millis(1);
-
 /// What the driver reports to the application layer besides request completions.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -299,17 +286,13 @@ struct Conn {
     out: BytesMut,
     /// Whether the stream must be flushed once `out` is empty (TLS buffers records).
     flush: bool,
-    /// The receive low-water mark wanted while every pending byte is written (1 = wake up
-    /// for any byte); see [`Driver::tune_low_water`].
+    /// The receive low-water mark wanted while every pending byte is written: the core's
+    /// [`Session::receive_hint`] (1 = wake up for any byte).
     low_water_target: usize,
     /// The mark the socket has now.
     low_water: usize,
     /// Whether the stream supports a low-water mark (plain TCP on Linux).
     low_water_ok: bool,
-    /// Batching is off until the next bytes are read (the batch timer fired).
-    batching_paused: bool,
-    /// While replies are batched by the low-water mark: when to look at the socket anyway.
-    batch_until: Option<Instant>,
 }
 
 /// What happened on the current connection.
@@ -355,28 +338,11 @@ impl Conn {
         match self.poll_send(cx) {
             Poll::Ready(Err(())) => return Poll::Ready(ConnEvent::WriteFailed),
             // Every request is on the wire: its answer is certain to come.
-            Poll::Ready(Ok(())) if !self.batching_paused => {
-                self.set_low_water(self.low_water_target);
-            }
-            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Ok(())) => self.set_low_water(self.low_water_target),
             // Requests still queued here are not answered until written: no batching.
             Poll::Pending => self.set_low_water(1),
         }
         self.poll_read(cx, buf)
-    }
-
-    /// Drops the mark to one byte until the next read. Lowering it makes the kernel signal
-    /// readability at once if anything is buffered (`tcp_set_rcvlowat`).
-    fn pause_batching(&mut self) {
-        self.batching_paused = true;
-        self.batch_until = None;
-        self.set_low_water(1);
-    }
-
-    /// Bytes were read: batching may resume, and its timer restarts.
-    fn on_read(&mut self) {
-        self.batching_paused = false;
-        self.batch_until = None;
     }
 
     fn set_low_water(&mut self, bytes: usize) {
@@ -441,13 +407,15 @@ impl Driver {
             if self.core.state().is_terminal() {
                 break;
             }
-            self.tune_low_water();
-            let batch_until = self.conn.as_ref().and_then(|c| c.batch_until);
-            let next = match (self.core.poll_timeout(), batch_until) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(deadline) = next
+            if let Some(c) = self.conn.as_mut() {
+                // Lowering the mark makes the kernel signal readability at once if anything
+                // is buffered (`tcp_set_rcvlowat`).
+                c.low_water_target = self.core.receive_hint();
+                if c.low_water_target == 1 {
+                    c.set_low_water(1);
+                }
+            }
+            if let Some(deadline) = self.core.poll_timeout()
                 && armed.is_none_or(|at| deadline < at)
             {
                 sleep
@@ -480,14 +448,7 @@ impl Driver {
                 }
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
-                    let now = now();
-                    if let Some(c) = self.conn.as_mut()
-                        && c.batch_until.is_some_and(|at| at <= now)
-                    {
-                        // Nothing read for a while below the mark: take whatever is there.
-                        c.pause_batching();
-                    }
-                    self.core.handle_timeout(now);
+                    self.core.handle_timeout(now());
                 }
             }
         }
@@ -506,9 +467,6 @@ impl Driver {
         let now = now();
         match event {
             ConnEvent::Data => {
-                if let Some(c) = self.conn.as_mut() {
-                    c.on_read();
-                }
                 let data = self.read_buf.split();
                 self.core.handle_data(now, conn, &data);
             }
@@ -520,36 +478,6 @@ impl Driver {
                 self.conn = None;
                 self.core.handle_reset(now, conn);
             }
-        }
-    }
-
-    /// Batches wake-ups under load: with many requests in flight, the socket is reported
-    /// readable only once the smallest possible answers to half of them could be buffered.
-    /// That many bytes are certain to arrive (every request written is answered, and one
-    /// of them may be half read already), so no reply waits for bytes that never come; a
-    /// closed or failed connection wakes the reader regardless. Rounded down to a power of
-    /// two so the option changes rarely.
-    fn tune_low_water(&mut self) {
-        let Some(c) = self.conn.as_mut() else {
-            return;
-        };
-        let n = self.core.in_flight();
-        // Never during a handshake: the ConnectResponse must not wait for a batch.
-        c.low_water_target = if n >= LOW_WATER_MIN_IN_FLIGHT
-            && self.core.state().is_connected()
-            && self.core.config().reply_batching
-        {
-            let sure = (n - 1) * MIN_REPLY_FRAME / 2;
-            let capped = sure.min(LOW_WATER_MAX);
-            1 << capped.ilog2()
-        } else {
-            1
-        };
-        if c.low_water_target > 1 && !c.batching_paused {
-            c.batch_until
-                .get_or_insert_with(|| now() + LOW_WATER_MAX_WAIT);
-        } else {
-            c.batch_until = None;
         }
     }
 
@@ -593,8 +521,6 @@ impl Driver {
                     low_water_target: 1,
                     low_water: 1,
                     low_water_ok: true,
-                    batching_paused: false,
-                    batch_until: None,
                 });
                 self.core.handle_connected(now, conn);
             }

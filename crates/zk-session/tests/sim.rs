@@ -942,3 +942,35 @@ fn sessions_with_default_seeds_spread_over_the_hosts() {
     }
     assert!(first.iter().all(|&n| n > 50), "first hosts: {first:?}");
 }
+
+/// Reply batching is the core's decision: with many reads in flight on an established
+/// connection it lets the driver gather the smallest possible answers to half of them; once
+/// nothing has arrived for 1 ms it asks for every byte again, until bytes arrive; and never
+/// with batching switched off.
+#[test]
+fn the_core_decides_when_replies_may_be_batched() {
+    for batching in [true, false] {
+        let mut c = cfg();
+        c.reply_batching = batching;
+        let mut sim = Sim::new(3, c);
+        let h = connected(&mut sim);
+        assert_eq!(sim.core.receive_hint(), 1);
+        // A frozen server takes the requests and answers none of them.
+        sim.set_mode(h, Mode::Frozen);
+        for _ in 0..64 {
+            sim.submit(read());
+        }
+        sim.run_for(Duration::from_micros(500));
+        assert_eq!(sim.core.in_flight(), 64);
+        // 63 × 20 bytes / 2 = 630, rounded down to a power of two.
+        let expected = if batching { 512 } else { 1 };
+        assert_eq!(sim.core.receive_hint(), expected);
+        sim.run_for(Duration::from_millis(2));
+        assert_eq!(sim.core.receive_hint(), 1, "the batch timer fired");
+        // Answers flow again: everything is answered and the hint is back to one byte.
+        sim.set_mode(h, Mode::Up);
+        sim.run_for(Duration::from_millis(5));
+        assert_eq!(sim.core.in_flight(), 0);
+        assert_eq!(sim.core.receive_hint(), 1);
+    }
+}

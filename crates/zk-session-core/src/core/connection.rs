@@ -1,6 +1,6 @@
 //! The established connection: liveness (pings, the silence detector, the adaptive
 //! detector), read-only probing, and losing the connection (take-over detection, requeued
-//! reads, local expiry).
+//! reads, local expiry), and how many reply bytes the driver may let gather (reply batching).
 
 #[allow(
     clippy::wildcard_imports,
@@ -266,6 +266,41 @@ impl Session {
         match self.deadlines.peek() {
             Some(Reverse((at, _))) => self.timers.set(Timer::Request, *at),
             None => self.timers.stop(Timer::Request),
+        }
+    }
+
+    // ----- Reply batching -----
+
+    /// How many bytes the driver may let the transport gather before waking it (a socket's
+    /// receive low-water mark; 1 = wake for any byte). With many requests in flight on an
+    /// established connection (and [`SessionConfig::reply_batching`] on) it is the smallest
+    /// possible answers to half of them, rounded down to a power of two and at most 16 KiB:
+    /// that many bytes are certain to arrive (every request written is answered), so no
+    /// reply waits for bytes that never come. Never during a handshake, and 1 again for a
+    /// while once replies have been held back 1 ms without a byte (the core's batch timer).
+    /// A driver applies it only while every request the core handed it is written.
+    #[must_use]
+    pub fn receive_hint(&self) -> usize {
+        let n = self.in_flight.len();
+        if self.batch_paused
+            || n < BATCH_MIN_IN_FLIGHT
+            || !self.cfg.reply_batching
+            || !matches!(self.phase, Phase::Connected { .. })
+        {
+            return 1;
+        }
+        let sure = ((n - 1) * MIN_REPLY_FRAME / 2).min(BATCH_MAX_BYTES);
+        1 << sure.ilog2()
+    }
+
+    /// Arms the batch timer while replies may be held back, and stops it otherwise.
+    pub(super) fn rearm_batching(&mut self, now: Instant) {
+        if self.receive_hint() > 1 {
+            if self.timers.get(Timer::Batch).is_none() {
+                self.timers.set(Timer::Batch, now + BATCH_MAX_WAIT);
+            }
+        } else {
+            self.timers.stop(Timer::Batch);
         }
     }
 }

@@ -66,6 +66,14 @@ const PIPELINED_PREAMBLE_LIMIT: usize = 64 * 1024;
 /// Handshakes closed before their answer for this long since the connection was lost point to
 /// an election (ZooKeeper's takes at least its 200 ms finalize wait), not to a twin client.
 const ELECTION_EVIDENCE: Duration = Duration::from_millis(100);
+/// The smallest frame a server sends for a request: the length prefix and a reply header.
+const MIN_REPLY_FRAME: usize = 4 + ReplyHeader::LEN;
+/// Below this many requests in flight every reply is taken as it arrives.
+const BATCH_MIN_IN_FLIGHT: usize = 8;
+/// The largest receive hint (bytes).
+const BATCH_MAX_BYTES: usize = 16 * 1024;
+/// Replies wait at most about this long below the receive hint.
+const BATCH_MAX_WAIT: Duration = Duration::from_millis(1);
 /// The first delay between read-only probes for a read-write server.
 const RO_PROBE_MIN: Duration = Duration::from_millis(100);
 /// The longest delay between read-only probes.
@@ -269,6 +277,8 @@ pub struct Session {
     local_expiry_due: bool,
     ro_probe_delay: Duration,
     probe_in_flight: Option<(u64, HostId)>,
+    /// The batch timer fired: replies are taken one by one until bytes arrive again.
+    batch_paused: bool,
     counters: Counters,
 }
 
@@ -341,6 +351,7 @@ impl Session {
             local_expiry_due: false,
             ro_probe_delay: RO_PROBE_MIN,
             probe_in_flight: None,
+            batch_paused: false,
             counters: Counters::default(),
             cfg,
         }
@@ -491,6 +502,7 @@ impl Session {
         }
         self.queued.push_back(Pending { id, req });
         self.flush(now);
+        self.rearm_batching(now);
         id
     }
 
@@ -648,6 +660,9 @@ impl Session {
             return;
         }
         self.rx.extend_from_slice(data);
+        // Bytes arrived: batching may resume, with a fresh timer.
+        self.batch_paused = false;
+        self.timers.stop(Timer::Batch);
         loop {
             if self.tx_conn != Some(conn) {
                 return;
@@ -663,6 +678,7 @@ impl Session {
             }
         }
         self.flush(now);
+        self.rearm_batching(now);
     }
 
     /// `conn` was closed by the peer (EOF).
@@ -686,6 +702,8 @@ impl Session {
             Phase::Handshaking { .. } => self.conn_failed(now, HostFailure::ClosedInHandshake),
             _ => self.conn_failed(now, established_failure),
         }
+        self.batch_paused = false;
+        self.rearm_batching(now);
     }
 
     /// The answer to an [`Action::Probe`]: `true` if the host serves read-write.
@@ -740,8 +758,11 @@ impl Session {
                     }
                 }
                 Timer::LocalExpiry => self.on_local_expiry(now),
+                // Nothing read for a while below the hint: take whatever is there.
+                Timer::Batch => self.batch_paused = true,
             }
         }
+        self.rearm_batching(now);
     }
 
     // ----- 4. Outputs -----
