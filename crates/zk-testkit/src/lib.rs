@@ -68,4 +68,4 @@ pub use node::{FOUR_LETTER_TIMEOUT, Node};
 pub use process::{pids_referencing, reap_orphans, reap_orphans_in, registry_dir};
 pub use proxy::{CHUNK, FaultProxy, HeldFrame, HoldFilter, ProxyMode, QUEUE_CHUNKS};
 pub use state::STATE_FILE;
-pub use tls::{ClientAuth, TlsMaterial, TlsOptions};
+pub use tls::{ClientAuth, Leaf, TestCa, TlsMaterial, TlsOptions, self_signed};

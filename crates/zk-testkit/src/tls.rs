@@ -87,71 +87,156 @@ const FILES: [&str; 8] = [
     "server-key.pem",
 ];
 
-fn new_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, TestkitError> {
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    Ok(CertifiedIssuer::self_signed(params, KeyPair::generate()?)?)
+/// A throw-away certificate authority for tests (ECDSA P-256): what the ensemble's TLS
+/// material is made with, and what transport-level tests sign their servers and clients with.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
-fn leaf(
-    cn: &str,
-    sans: Vec<String>,
-    ekus: Vec<ExtendedKeyUsagePurpose>,
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-) -> Result<(String, String), TestkitError> {
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+/// A certificate and its private key, in PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Leaf {
+    /// The certificate.
+    pub cert_pem: String,
+    /// Its private key (PKCS#8).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for Leaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leaf")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// A new CA with common name `name`.
+    ///
+    /// # Errors
+    /// Certificate generation failed ([`TestkitError::Tls`]).
+    pub fn new(name: &str) -> Result<Self, TestkitError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate()?)?,
+        })
+    }
+
+    /// The CA certificate in PEM (what clients and servers trust).
+    #[must_use]
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for these SANs (DNS names or IP literals) with common name
+    /// `localhost`, like ZooKeeper's test PKI: EKU serverAuth and clientAuth.
+    ///
+    /// # Errors
+    /// Certificate generation failed.
+    pub fn server(&self, sans: &[&str]) -> Result<Leaf, TestkitError> {
+        self.leaf("localhost", sans, true, None)
+    }
+
+    /// A client certificate with common name `zk-client`, no SAN (ZooKeeper does not check
+    /// it), EKU clientAuth.
+    ///
+    /// # Errors
+    /// Certificate generation failed.
+    pub fn client(&self) -> Result<Leaf, TestkitError> {
+        self.leaf("zk-client", &[], false, None)
+    }
+
+    /// A server certificate like [`TestCa::server`] that expired on 2020-01-01.
+    ///
+    /// # Errors
+    /// Certificate generation failed.
+    pub fn expired_server(&self, sans: &[&str]) -> Result<Leaf, TestkitError> {
+        self.leaf("localhost", sans, true, Some((2019, 2020)))
+    }
+
+    fn leaf(
+        &self,
+        cn: &str,
+        sans: &[&str],
+        server: bool,
+        valid_years: Option<(i32, i32)>,
+    ) -> Result<Leaf, TestkitError> {
+        let mut params = leaf_params(cn, sans, server)?;
+        if let Some((from, to)) = valid_years {
+            params.not_before = rcgen::date_time_ymd(from, 1, 1);
+            params.not_after = rcgen::date_time_ymd(to, 1, 1);
+        }
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// A self-signed server certificate (no CA at all) for these SANs.
+///
+/// # Errors
+/// Certificate generation failed.
+pub fn self_signed(sans: &[&str]) -> Result<Leaf, TestkitError> {
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(sans)?;
+    let cert = leaf_params("self-signed", sans, true)?.self_signed(&key)?;
+    Ok(Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn leaf_params(cn: &str, sans: &[&str], server: bool) -> Result<CertificateParams, TestkitError> {
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
     params.distinguished_name.push(DnType::CommonName, cn);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyAgreement,
     ];
-    params.extended_key_usages = ekus;
-    let cert = params.signed_by(&key, issuer)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    params.extended_key_usages = if server {
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    } else {
+        vec![ExtendedKeyUsagePurpose::ClientAuth]
+    };
+    Ok(params)
 }
 
 impl TlsMaterial {
     /// Generate fresh material and write it to `dir` (created if missing).
     pub fn generate(dir: &Path) -> Result<Self, TestkitError> {
-        let ca = new_ca("zk-testkit CA")?;
-        let rogue_ca = new_ca("zk-testkit rogue CA")?;
-        let (server_cert_pem, server_key_pem) = leaf(
-            "localhost",
-            vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
-            vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
-            &ca,
-        )?;
-        let (client_cert_pem, client_key_pem) = leaf(
-            "zk-client",
-            Vec::new(),
-            vec![ExtendedKeyUsagePurpose::ClientAuth],
-            &ca,
-        )?;
-        let (rogue_client_cert_pem, rogue_client_key_pem) = leaf(
-            "zk-client",
-            Vec::new(),
-            vec![ExtendedKeyUsagePurpose::ClientAuth],
-            &rogue_ca,
-        )?;
+        let ca = TestCa::new("zk-testkit CA")?;
+        let rogue_ca = TestCa::new("zk-testkit rogue CA")?;
+        let server = ca.server(&["127.0.0.1", "localhost"])?;
+        let client = ca.client()?;
+        let rogue = rogue_ca.client()?;
         let material = Self {
             ca_pem: ca.pem(),
-            client_cert_pem,
-            client_key_pem,
-            rogue_client_cert_pem,
-            rogue_client_key_pem,
+            client_cert_pem: client.cert_pem,
+            client_key_pem: client.key_pem,
+            rogue_client_cert_pem: rogue.cert_pem,
+            rogue_client_key_pem: rogue.key_pem,
             rogue_ca_pem: rogue_ca.pem(),
-            server_cert_pem,
-            server_key_pem,
+            server_cert_pem: server.cert_pem,
+            server_key_pem: server.key_pem,
             dir: dir.to_path_buf(),
         };
         material.write()?;

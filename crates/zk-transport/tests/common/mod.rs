@@ -1,4 +1,4 @@
-//! Test PKI (rcgen, ECDSA P-256) and small loopback servers shared by the integration tests.
+//! Test PKI (the test kit's certificate authority) and small loopback servers shared by the integration tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,10 +10,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -22,96 +18,41 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// A throw-away certificate authority.
-pub struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
+pub use zk_testkit::Leaf;
 
-/// A certificate signed by a [`Ca`] (or self-signed), with its key, in PEM.
-#[derive(Clone)]
-pub struct Leaf {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
+/// A throw-away certificate authority: the test kit's (one test PKI for the whole workspace),
+/// unwrapped for tests.
+pub struct Ca(zk_testkit::TestCa);
 
 impl Ca {
     pub fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { issuer }
+        Self(zk_testkit::TestCa::new(name).unwrap())
     }
 
     pub fn pem(&self) -> String {
-        self.issuer.pem()
+        self.0.pem()
     }
 
     /// A server certificate for these SANs (DNS names or IP literals), like ZooKeeper's test
     /// PKI: EKU serverAuth + clientAuth.
     pub fn server(&self, sans: &[&str]) -> Leaf {
-        self.leaf(sans, "localhost", true)
+        self.0.server(sans).unwrap()
     }
 
     /// A client certificate with no SAN (ZooKeeper does not check it), EKU clientAuth.
     pub fn client(&self) -> Leaf {
-        self.leaf(&[], "zk-client", false)
+        self.0.client().unwrap()
     }
 
     /// A server certificate that expired in 2020.
     pub fn expired_server(&self, sans: &[&str]) -> Leaf {
-        let mut params = server_params(sans, "localhost", true);
-        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
+        self.0.expired_server(sans).unwrap()
     }
-
-    fn leaf(&self, sans: &[&str], cn: &str, server: bool) -> Leaf {
-        let params = server_params(sans, cn, server);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
-
-fn server_params(sans: &[&str], cn: &str, server: bool) -> CertificateParams {
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.extended_key_usages = if server {
-        vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ]
-    } else {
-        vec![ExtendedKeyUsagePurpose::ClientAuth]
-    };
-    params
 }
 
 /// A self-signed server certificate (no CA at all).
 pub fn self_signed(sans: &[&str]) -> Leaf {
-    let key = KeyPair::generate().unwrap();
-    let cert = server_params(sans, "self-signed", true)
-        .self_signed(&key)
-        .unwrap();
-    Leaf {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
+    zk_testkit::self_signed(sans).unwrap()
 }
 
 /// TLS versions a test server accepts.
