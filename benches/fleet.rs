@@ -359,6 +359,11 @@ async fn one(ctx: &mut Ctx, kind: Kind, p: usize, pool: Option<&mut JavaPool>) {
     step("healed");
 }
 
+/// Whether every member has read successfully after its last failure since `k`.
+fn all_back(members: &[Member], k: u64) -> bool {
+    members.iter().all(|m| m.log().back(k).is_some())
+}
+
 /// One trial's measurements.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -827,7 +832,7 @@ async fn trial(
         let node = ctx.ens.node(leader);
         tokio::task::block_in_place(|| node.kill()).map_err(|e| e.to_string())?;
         let limit = k + u64::try_from(BACK_LIMIT.as_nanos()).unwrap_or(u64::MAX);
-        while mono_ns() < limit && !members.iter().all(|m| m.log().back(k).is_some()) {
+        while mono_ns() < limit && !all_back(&members, k) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
@@ -890,7 +895,7 @@ async fn trial(
     } else {
         loop {
             let now = mono_ns();
-            if now >= limit_ns || members.iter().all(|m| m.log().back(k).is_some()) {
+            if now >= limit_ns || all_back(&members, k) {
                 break (now, TcpCounters::read(), conns.load(Ordering::Relaxed));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

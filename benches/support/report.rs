@@ -637,23 +637,22 @@ fn fleet_groups(v: &View<'_>) -> Vec<usize> {
 /// quorum's own is the median of (`counter` − poller) over the baseline trials of the group.
 /// `counter` is `passive_opens` (connections the servers accepted) or `active_opens` (every
 /// `connect()` on the machine, including those the killed server's closed port refused).
-fn conns_per_process(v: &View<'_>, g: &str, c: &str, counter: &str) -> Vec<f64> {
-    let own: Vec<f64> = v
-        .v(g, "baseline", counter)
+/// Per trial of client `c`: `counter` minus the election poller's own connections.
+fn minus_poller(v: &View<'_>, g: &str, c: &str, counter: &str) -> Vec<f64> {
+    v.v(g, c, counter)
         .iter()
-        .zip(v.v(g, "baseline", "poller_conns"))
+        .zip(v.v(g, c, "poller_conns"))
         .map(|(p, q)| p - q)
-        .collect();
+        .collect()
+}
+
+fn conns_per_process(v: &View<'_>, g: &str, c: &str, counter: &str) -> Vec<f64> {
+    let own = minus_poller(v, g, "baseline", counter);
     let own = if own.is_empty() { 0.0 } else { median(&own) };
-    let (pa, po, m) = (
-        v.v(g, c, counter),
-        v.v(g, c, "poller_conns"),
-        v.v(g, c, "members"),
-    );
-    pa.iter()
-        .zip(po)
-        .zip(m)
-        .map(|((p, q), n)| ((p - q - own) / n.max(1.0)).max(0.0))
+    minus_poller(v, g, c, counter)
+        .iter()
+        .zip(v.v(g, c, "members"))
+        .map(|(p, n)| ((p - own) / n.max(1.0)).max(0.0))
         .collect()
 }
 
@@ -720,18 +719,8 @@ fn fleet_section(v: &View<'_>, chart: Option<usize>) -> String {
                 v.med(&g, c, "listen_drops")
             );
             if c == "baseline" {
-                let own: Vec<f64> = v
-                    .v(&g, c, "passive_opens")
-                    .iter()
-                    .zip(v.v(&g, c, "poller_conns"))
-                    .map(|(a, b)| a - b)
-                    .collect();
-                let own_active: Vec<f64> = v
-                    .v(&g, c, "active_opens")
-                    .iter()
-                    .zip(v.v(&g, c, "poller_conns"))
-                    .map(|(a, b)| a - b)
-                    .collect();
+                let own = minus_poller(v, &g, c, "passive_opens");
+                let own_active = minus_poller(v, &g, c, "active_opens");
                 let _ = writeln!(
                     o,
                     "| {name} | {trials}{failed} | {el_cell} | – | – | – (quorum's own: {:.0} / {:.0} per election) | {drops} | {} | – | – |",

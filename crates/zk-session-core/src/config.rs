@@ -177,7 +177,7 @@ impl Fraction {
 
 /// How a session waits out a leader election (see the `pacing` module for the reasoning).
 ///
-/// Before it has learned anything, a session probes first after `floor` (with up to 25 %
+/// Before it has learned anything, a session probes first after `floor` (with up to 50 %
 /// jitter), then after `first_gap` (±20 %), each gap half as long again as the one before, up
 /// to `max_gap`. Once it has seen elections end (and `learn` is on), it probes a short
 /// train around the learned end instead. With [`SessionConfig::shared`] the knowledge is the

@@ -17,11 +17,11 @@
 //!   finalize wait (200 ms by default) and the new leader's sync with a quorum.
 //! - **Learned timing.** When the session comes back after an election, the pacer knows the
 //!   election ended between its last refused probe and its successful one. Those brackets
-//!   train an estimate of how long elections take (mean and spread); the next election is
+//!   train an estimate of how long elections take (an interval and its drift); the next election is
 //!   probed by a short train of attempts spaced by a fraction of the spread, around the
 //!   expected end. A lone client that has seen one or two elections comes back within a few
 //!   milliseconds of the end while making only a handful of connections.
-//! - **Before anything is learned**, probes start after the finalize wait (with up to 25 %
+//! - **Before anything is learned**, probes start after the finalize wait (with up to 50 %
 //!   jitter) and then come 100 ms apart (±20 %), each gap half as long again as the one
 //!   before, up to 250 ms: three or four connections for a typical 0.4 s election, and never
 //!   more than 250 ms late, however long the election lasts.
@@ -84,7 +84,7 @@ pub struct ElectionSeen {
 /// still closed, by the handshake that succeeded. The estimate is the intersection of those
 /// brackets, each older one widened by how much elections drift from one to the next (a
 /// smoothed twice the distance by which an election's bracket misses the interval expected,
-/// 8 ms at least); a bracket outside the widened interval replaces it. Two or three elections
+/// 6 ms at least); a bracket outside the widened interval replaces it. Two or three elections
 /// narrow it to the ensemble's own variation; a change is followed within one election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ElectionEstimate {
@@ -246,15 +246,22 @@ impl Pacer {
         self.election.as_ref().map_or(0, |e| e.probes)
     }
 
-    /// A handshake succeeded; `handshake_sent` is when its ConnectRequest went out. Returns
-    /// the bracket `(lo, hi)` of the election that just ended, if the session waited one out.
-    pub(crate) fn on_success(&mut self, handshake_sent: Instant) -> Option<(Duration, Duration)> {
+    /// A handshake succeeded; `handshake_sent` is when its ConnectRequest went out, `crowded`
+    /// whether it queued behind a crowd. Returns the election that just ended, if the session
+    /// waited one out that can be learned from.
+    pub(crate) fn on_success(
+        &mut self,
+        handshake_sent: Instant,
+        crowded: bool,
+    ) -> Option<ElectionSeen> {
         let election = self.election.take();
         *self = Self::default();
         let e = election.filter(|e| e.learnable)?;
-        let lo = e.last_closed.saturating_duration_since(e.since);
-        let hi = handshake_sent.saturating_duration_since(e.since);
-        Some((lo, hi))
+        Some(ElectionSeen {
+            lo: e.last_closed.saturating_duration_since(e.since),
+            hi: handshake_sent.saturating_duration_since(e.since),
+            crowded,
+        })
     }
 
     /// An attempt failed; `seen` is what the session knows around it.

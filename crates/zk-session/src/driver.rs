@@ -408,12 +408,9 @@ impl Driver {
                 break;
             }
             if let Some(c) = self.conn.as_mut() {
-                // Lowering the mark makes the kernel signal readability at once if anything
-                // is buffered (`tcp_set_rcvlowat`).
+                // Applied by `poll_io` before the next read; lowering the mark makes the kernel
+                // signal readability at once if anything is buffered (`tcp_set_rcvlowat`).
                 c.low_water_target = self.core.receive_hint();
-                if c.low_water_target == 1 {
-                    c.set_low_water(1);
-                }
             }
             if let Some(deadline) = self.core.poll_timeout()
                 && armed.is_none_or(|at| deadline < at)

@@ -6,7 +6,7 @@
     reason = "a part of the session core: the parent's items are its own"
 )]
 use super::*;
-use crate::pacing::{ElectionSeen, crowded};
+use crate::pacing::crowded;
 
 impl Session {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
@@ -104,16 +104,16 @@ impl Session {
         self.timers.stop(Timer::Attempt);
         self.timers.stop(Timer::LocalExpiry);
         self.local_expiry_due = false;
-        if let Some((lo, hi)) = self.pacer.on_success(attempt.handshake_sent.unwrap_or(now)) {
-            let crowded = handshake.is_some_and(|took| crowded(took, usual_handshake));
+        let crowded = handshake.is_some_and(|took| crowded(took, usual_handshake));
+        let sent = attempt.handshake_sent.unwrap_or(now);
+        if let Some(seen) = self.pacer.on_success(sent, crowded) {
             debug!(
-                lo_ms = lo.as_millis(),
-                hi_ms = hi.as_millis(),
+                lo_ms = seen.lo.as_millis(),
+                hi_ms = seen.hi.as_millis(),
                 crowded,
                 "election over: learning its length"
             );
             self.counters.elections_waited += 1;
-            let seen = ElectionSeen { lo, hi, crowded };
             match &self.cfg.shared {
                 Some(shared) => shared.learn_election(seen),
                 None => {
