@@ -7,6 +7,8 @@
 #
 #   scripts/fuzz.sh                          # all targets, 10 minutes each
 #   FUZZ_MINUTES=3 scripts/fuzz.sh frame_decoder reply_decode
+#   FUZZ_RUNS=11000000 FUZZ_MINUTES=60 nice scripts/fuzz.sh frame_decoder
+#                                            # stop at 1.1e7 executions (or 60 min)
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Prints the
 # executions per target at the end.
@@ -16,6 +18,10 @@ cd "$(dirname "$0")/../fuzz"
 MINUTES="${FUZZ_MINUTES:-10}"
 SECONDS_EACH=$((MINUTES * 60))
 JOBS="${FUZZ_JOBS:-1}"
+RUNS=()
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    RUNS=(-runs="$FUZZ_RUNS")
+fi
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
@@ -37,7 +43,7 @@ for target in "${targets[@]}"; do
         parallel=(-jobs="$JOBS" -workers="$JOBS")
     fi
     if ! cargo +nightly fuzz run -O "$target" "$scratch" -- \
-        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 "${parallel[@]}" \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 "${parallel[@]}" "${RUNS[@]}" \
         -print_final_stats=1 >"$log" 2>&1; then
         tail -60 "$log"
         rm -rf "$scratch"

@@ -50,19 +50,19 @@
 pub mod config;
 pub mod core;
 mod detector;
-#[cfg(any(fuzzing, feature = "testing"))]
-pub mod fuzzing;
 pub mod host;
 pub mod pacing;
 pub mod rng;
 pub mod shared;
+#[cfg(any(fuzzing, feature = "testing"))]
+pub mod testing;
 mod timer;
 pub mod types;
 
 pub use crate::config::{
     AdaptiveDetector, Backoff, ElectionPacing, Fraction, SavedSession, SessionConfig, Timing,
 };
-pub use crate::core::{Action, Preamble, PreamblePacket, Session, Target};
+pub use crate::core::{Action, Output, Preamble, PreamblePacket, Session, Target};
 pub use crate::host::{
     Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
 };

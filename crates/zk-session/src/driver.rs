@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info_span, trace};
 use zk_transport::{BoxStream, ConnectError, Connector, Target};
 
-use crate::core::{Action, Session};
+use crate::core::{Action, Output, Session};
 use crate::host::{HostFailure, HostStats};
 use crate::types::{
     ConnId, Counters, Reply, Request, RequestError, RequestId, SessionEvent, SessionState,
@@ -528,66 +528,63 @@ impl Driver {
 
     /// Carries out everything the core asked for and delivers its events.
     fn drain(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(action) = self.core.poll_action() {
-                progressed = true;
-                self.perform(action);
-            }
-            while let Some((conn, data)) = self.core.poll_transmit() {
-                progressed = true;
-                match &mut self.conn {
+        let mut state_changed = false;
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Action(action) => self.perform(action),
+                Output::Transmit { conn, data } => match &mut self.conn {
                     Some(c) if c.id == conn => {
                         trace!(conn = conn.get(), len = data.len(), "send");
                         c.out.extend_from_slice(&data);
                     }
                     _ => {}
-                }
-            }
-            let mut state_changed = false;
-            while let Some(event) = self.core.poll_event() {
-                progressed = true;
-                match event {
-                    SessionEvent::Completed { id, result } => {
-                        if let Some(tx) = self.waiters.remove(&id) {
-                            let _ = tx.send(result);
-                        }
-                    }
-                    SessionEvent::Notification { body } => {
-                        let _ = self.events.send(DriverEvent::Notification(body));
-                    }
-                    SessionEvent::PreambleReply {
-                        xid,
-                        zxid,
-                        err,
-                        body,
-                        relative_zxid,
-                    } => {
-                        let _ = self.events.send(DriverEvent::PreambleReply {
-                            xid,
-                            zxid,
-                            err,
-                            body,
-                            relative_zxid,
-                        });
-                    }
-                    SessionEvent::State(change) => {
-                        state_changed = true;
-                        self.update_snapshot();
-                        let _ = self.events.send(DriverEvent::State(change.clone()));
-                        self.state.send_replace(change);
-                    }
-                    // A newer core's event this driver does not know: nothing to forward.
-                    other => trace!(?other, "event not handled"),
-                }
-            }
-            if state_changed {
-                self.update_snapshot();
-            }
-            if !progressed {
-                break;
+                },
+                Output::Event(event) => state_changed |= self.deliver(event),
+                // A newer core's output this driver does not know.
+                other => trace!(?other, "output not handled"),
             }
         }
+        if state_changed {
+            self.update_snapshot();
+        }
+    }
+
+    /// Hands one event to the application layer; `true` for a state change.
+    fn deliver(&mut self, event: SessionEvent) -> bool {
+        match event {
+            SessionEvent::Completed { id, result } => {
+                if let Some(tx) = self.waiters.remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
+            SessionEvent::Notification { body } => {
+                let _ = self.events.send(DriverEvent::Notification(body));
+            }
+            SessionEvent::PreambleReply {
+                xid,
+                zxid,
+                err,
+                body,
+                relative_zxid,
+            } => {
+                let _ = self.events.send(DriverEvent::PreambleReply {
+                    xid,
+                    zxid,
+                    err,
+                    body,
+                    relative_zxid,
+                });
+            }
+            SessionEvent::State(change) => {
+                self.update_snapshot();
+                let _ = self.events.send(DriverEvent::State(change.clone()));
+                self.state.send_replace(change);
+                return true;
+            }
+            // A newer core's event this driver does not know: nothing to forward.
+            other => trace!(?other, "event not handled"),
+        }
+        false
     }
 
     fn update_snapshot(&self) {

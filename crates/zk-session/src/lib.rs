@@ -8,7 +8,7 @@
 //! - [`zk_session_core`] (re-exported here whole): a pure state machine ([`Session`]) that
 //!   takes bytes, connection events and `Instant`s and returns actions. It never reads the
 //!   clock or touches a socket, so its whole failover logic runs deterministically in
-//!   simulated time (see this crate's `tests/sim.rs`) and under a fuzzer.
+//!   simulated time (see `zk-session-core`'s `tests/sim.rs` and its `testing` harness) and under a fuzzer.
 //! - [`driver`] (this crate): a thin tokio layer that runs the core over any
 //!   [`zk_transport::Connector`], resolving names on every attempt, plus what a driver supplies
 //!   from outside: a fresh RNG seed per session ([`fresh_seed`]) and the process-wide
@@ -48,9 +48,9 @@ use std::sync::{Arc, OnceLock};
 pub use zk_session_core::{
     Action, AdaptiveDetector, Backoff, Candidate, ConnId, Counters, ElectionEstimate,
     ElectionPacing, ExpiredBy, Fraction, HostFailure, HostId, HostProvider, HostStats, Idempotence,
-    Preamble, PreamblePacket, Reply, Request, RequestError, RequestId, SavedSession, Session,
-    SessionConfig, SessionEvent, SessionState, SharedHosts, StateChange, StaticHostProvider,
-    Target, Timing, config, core, host, pacing, rng, shared, types,
+    Output, Preamble, PreamblePacket, Reply, Request, RequestError, RequestId, SavedSession,
+    Session, SessionConfig, SessionEvent, SessionState, SharedHosts, StateChange,
+    StaticHostProvider, Target, Timing, config, core, host, pacing, rng, shared, types,
 };
 
 /// A different seed for every call, in every process, so that many clients spread over the

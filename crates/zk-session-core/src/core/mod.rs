@@ -13,10 +13,10 @@
 //! 3. mutators called by the application layer ([`Session::start`], [`Session::submit`],
 //!    [`Session::close`]);
 //! 4. `poll_*` methods returning what to do next: after every call of kind 2 or 3, the
-//!    driver drains [`Session::poll_action`] (resolve, connect, close), then
-//!    [`Session::poll_transmit`] (bytes for the current connection), then
-//!    [`Session::poll_event`] (states, replies, notifications), and finally re-arms its
-//!    timer with [`Session::poll_timeout`].
+//!    driver calls [`Session::poll_output`] until it returns `None` — actions (resolve,
+//!    connect, close) first, then bytes for the current connection, then events (states,
+//!    replies, notifications) — and finally re-arms its timer with
+//!    [`Session::poll_timeout`].
 //!
 //! Every input carries `now`, so the same code runs against real sockets or in a
 //! simulation in virtual time.
@@ -125,6 +125,24 @@ pub enum Action {
         /// Give up after this long.
         timeout: Duration,
     },
+}
+
+/// One output of the core, as [`Session::poll_output`] hands them out: the one drain loop
+/// a driver, the simulation and the fuzz harness all share.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// An I/O action to carry out.
+    Action(Action),
+    /// Bytes to write on connection `conn`.
+    Transmit {
+        /// The connection they belong to (the current one when they were produced).
+        conn: ConnId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// A state change, a completion, a notification or a preamble reply.
+    Event(SessionEvent),
 }
 
 /// Packets the application layer wants sent after every handshake, before any request:
@@ -787,6 +805,21 @@ impl Session {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
+    }
+
+    /// The next output in the order a driver must carry them out: actions (resolve,
+    /// connect, close) before bytes for the current connection, bytes before events. Calling
+    /// it until `None` after every input is the whole drain loop; the `poll_action`,
+    /// `poll_transmit` and `poll_event` it is made of stay available.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(action) = self.poll_action() {
+            return Some(Output::Action(action));
+        }
+        if let Some((conn, data)) = self.poll_transmit() {
+            return Some(Output::Transmit { conn, data });
+        }
+        self.poll_event().map(Output::Event)
     }
 
     /// When [`Session::handle_timeout`] must be called next.

@@ -1,5 +1,5 @@
-//! Fuzzing entry point for the sans-I/O session core, shared by `fuzz/fuzz_targets/session_core.rs`
-//! and the corpus replay test (`tests/fuzz_corpus.rs`).
+//! One hostile peer scripted byte by byte: the `session_core` fuzz target
+//! (`fuzz/fuzz_targets/session_core.rs`) and its corpus replay (`tests/fuzz_corpus.rs`).
 //!
 //! [`session_ops`] decodes an arbitrary byte string into a configuration and a sequence of
 //! inputs — transports opening or failing, a scripted server's handshake answers, replies
@@ -20,23 +20,23 @@
 //!   (a driver would spin).
 //!
 //! At the end the session is closed, time runs out, and every request must have completed.
-//! Any broken invariant panics, which is what the fuzzer reports.
+//! Any broken invariant panics, which is what the fuzzer reports. The checks shared with the
+//! simulation are [`super::Checks`]; the client's bytes are read with [`super::ClientStream`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use zk_connstr::{Host, HostSpec};
-use zk_proto::{
-    ConnectRequest, ConnectResponse, ErrorCode, Frame, FrameDecoder, OpCode, Record, ReplyHeader,
-    RequestHeader, WatcherEvent,
-};
+use zk_proto::{ConnectResponse, ErrorCode, OpCode, Record, ReplyHeader, WatcherEvent};
 
 use crate::config::{AdaptiveDetector, SavedSession, SessionConfig};
-use crate::core::{Action, Session};
+use crate::core::{Action, Output, Session};
 use crate::host::{HostFailure, StaticHostProvider};
-use crate::types::{ConnId, Request, RequestError, RequestId, SessionEvent, SessionState};
+use crate::types::{ConnId, Request, SessionEvent};
+
+use super::{Checks, ClientFrame, ClientStream, frame, reply_frame};
 
 /// Reads the fuzzer's bytes; yields zeros once they run out.
 struct Input<'a> {
@@ -79,9 +79,7 @@ struct Peer {
     conn: ConnId,
     /// The transport was reported open to the core.
     open: bool,
-    decoder: FrameDecoder,
-    buf: BytesMut,
-    connect_request: Option<ConnectRequest>,
+    stream: ClientStream,
     /// Requests written by the client and not answered by the script, in order.
     pending: VecDeque<(i32, OpCode)>,
 }
@@ -121,21 +119,16 @@ struct Harness {
     core: Session,
     now: Instant,
     max_inbound: usize,
-    /// Connections asked for with `Connect` and neither closed nor reported failed.
-    open: BTreeSet<ConnId>,
+    /// Connections, requests, zxids and states, checked.
+    checks: Checks,
     peer: Option<Peer>,
     /// Connections the core closed (stale data may still arrive for them).
     stale: Vec<ConnId>,
     resolve: Option<ConnId>,
     probe: Option<u64>,
-    /// Submitted and not yet completed, with their deadlines.
-    outstanding: HashMap<RequestId, Option<Instant>>,
-    submitted: u64,
-    last_zxid: i64,
     /// The script's server zxid (grows with its replies).
     server_zxid: i64,
     next_session: i64,
-    terminal: Option<SessionState>,
 }
 
 /// Runs one operation sequence decoded from `data` against a fresh [`Session`] and checks its
@@ -211,17 +204,13 @@ impl Harness {
             core,
             now,
             max_inbound,
-            open: BTreeSet::new(),
+            checks: Checks::default(),
             peer: None,
             stale: Vec::new(),
             resolve: None,
             probe: None,
-            outstanding: HashMap::new(),
-            submitted: 0,
-            last_zxid: 0,
             server_zxid: 0x1_0000_0000,
             next_session: 0x0100_0000_0000_0001,
-            terminal: None,
         };
         h.pump();
         h
@@ -229,22 +218,11 @@ impl Harness {
 
     /// Drains the core's outputs like a driver, checking each.
     fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(action) = self.core.poll_action() {
-                progressed = true;
-                self.on_action(action);
-            }
-            while let Some((conn, data)) = self.core.poll_transmit() {
-                progressed = true;
-                self.on_transmit(conn, &data);
-            }
-            while let Some(event) = self.core.poll_event() {
-                progressed = true;
-                self.on_event(event);
-            }
-            if !progressed {
-                break;
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Action(action) => self.on_action(action),
+                Output::Transmit { conn, data } => self.on_transmit(conn, &data),
+                Output::Event(event) => self.on_event(event),
             }
         }
     }
@@ -253,32 +231,27 @@ impl Harness {
         tracing::trace!(?action, "fuzz action");
         match action {
             Action::Resolve { conn, .. } => {
-                assert!(self.terminal.is_none(), "resolve after a terminal state");
+                assert!(
+                    self.checks.terminal().is_none(),
+                    "resolve after a terminal state"
+                );
                 self.resolve = Some(conn);
             }
             Action::Connect { conn, timeout, .. } => {
-                assert!(self.terminal.is_none(), "connect after a terminal state");
                 assert!(!timeout.is_zero(), "zero connect timeout");
-                self.open.insert(conn);
-                assert!(
-                    self.open.len() <= 1,
-                    "two live connections: {:?}",
-                    self.open
-                );
+                self.checks.connect(conn);
                 if let Some(old) = self.peer.take() {
                     self.stale.push(old.conn);
                 }
                 self.peer = Some(Peer {
                     conn,
                     open: false,
-                    decoder: FrameDecoder::new(usize::MAX >> 1, usize::MAX >> 1),
-                    buf: BytesMut::new(),
-                    connect_request: None,
+                    stream: ClientStream::new(),
                     pending: VecDeque::new(),
                 });
             }
             Action::Close { conn } => {
-                self.open.remove(&conn);
+                self.checks.closed(conn);
                 if self.peer.as_ref().is_some_and(|p| p.conn == conn)
                     && let Some(old) = self.peer.take()
                 {
@@ -290,78 +263,41 @@ impl Harness {
     }
 
     fn on_transmit(&mut self, conn: ConnId, data: &[u8]) {
-        assert!(
-            self.open.contains(&conn),
-            "bytes for a connection that is not open"
-        );
+        self.checks.transmit(conn);
         let last_zxid = self.core.last_zxid();
         let session_id = self.core.session_id();
         let Some(peer) = self.peer.as_mut().filter(|p| p.conn == conn) else {
             panic!("bytes for a connection that is not the current one");
         };
         assert!(peer.open, "bytes before the transport was open");
-        peer.buf.extend_from_slice(data);
-        loop {
-            let frame = match peer.decoder.decode(&mut peer.buf) {
-                Ok(Some(Frame::Complete(frame))) => frame,
-                Ok(None) => break,
-                Ok(Some(Frame::Oversized { .. })) | Err(_) => {
-                    panic!("the client wrote an unframeable stream")
+        peer.stream.push(data);
+        while let Some(frame) = peer.stream.next_frame() {
+            match frame {
+                ClientFrame::Connect(req) => {
+                    assert_eq!(req.last_zxid_seen, last_zxid, "ConnectRequest zxid");
+                    assert!(
+                        req.session_id == 0 || req.session_id == session_id,
+                        "ConnectRequest for another session"
+                    );
                 }
-            };
-            let mut frame = frame;
-            if peer.connect_request.is_none() {
-                let Ok(req) = ConnectRequest::decode(&mut frame) else {
-                    panic!("the first frame is not a ConnectRequest");
-                };
-                assert_eq!(req.last_zxid_seen, last_zxid, "ConnectRequest zxid");
-                assert!(
-                    req.session_id == 0 || req.session_id == session_id,
-                    "ConnectRequest for another session"
-                );
-                peer.connect_request = Some(req);
-            } else {
-                let Ok(header) = RequestHeader::decode(&mut frame) else {
-                    panic!("a request without a header");
-                };
-                peer.pending.push_back((header.xid, header.op));
+                ClientFrame::Request { header, .. } => {
+                    peer.pending.push_back((header.xid, header.op));
+                }
             }
         }
     }
 
     fn on_event(&mut self, event: SessionEvent) {
         match event {
-            SessionEvent::Completed { id, result } => {
-                let Some(deadline) = self.outstanding.remove(&id) else {
-                    panic!("request {id:?} completed twice or never submitted");
-                };
-                if result == Err(RequestError::Timeout) {
-                    assert!(
-                        deadline.is_some_and(|d| d <= self.now),
-                        "Timeout before the deadline"
-                    );
-                }
-            }
-            SessionEvent::State(change) => {
-                assert!(
-                    self.terminal.is_none(),
-                    "state change {:?} after terminal {:?}",
-                    change.state,
-                    self.terminal
-                );
-                if change.state.is_terminal() {
-                    self.terminal = Some(change.state);
-                }
-            }
-            SessionEvent::Notification { .. } | SessionEvent::PreambleReply { .. } => {}
+            SessionEvent::Completed { id, result } => self.checks.completed(id, &result, self.now),
+            SessionEvent::State(change) => self.checks.state(change.state),
+            _ => {}
         }
     }
 
     fn check_after_step(&mut self) {
-        let zxid = self.core.last_zxid();
-        assert!(zxid >= self.last_zxid, "last_zxid went backwards");
-        self.last_zxid = zxid;
-        assert!(self.open.len() <= 1, "two live connections");
+        self.checks.zxid(self.core.last_zxid());
+        assert!(self.checks.open().len() <= 1, "two live connections");
         if self.core.is_handshaking() {
             let conn = self.core.current_conn();
             assert!(
@@ -375,33 +311,31 @@ impl Harness {
             && !matches!(self.resolve, Some(r) if r == conn)
         {
             assert!(
-                self.open.contains(&conn),
+                self.checks.is_open(conn),
                 "the core uses a connection it never opened"
             );
         }
         if self.core.state().is_terminal() {
             assert!(
-                self.open.is_empty(),
+                self.checks.open().is_empty(),
                 "a terminal session keeps a connection"
             );
             assert!(self.core.current_conn().is_none());
             assert!(
-                self.outstanding.is_empty(),
+                self.checks.outstanding() == 0,
                 "requests outstanding after a terminal state"
             );
             assert!(self.core.poll_timeout().is_none(), "timers after the end");
         }
         assert!(
-            self.outstanding.len() <= self.core.queued() + self.core.in_flight(),
+            self.checks.outstanding() <= self.core.queued() + self.core.in_flight(),
             "a request vanished without completing"
         );
         // A driver handles a due timer at once; afterwards nothing may be due.
         if self.core.poll_timeout().is_some_and(|t| t <= self.now) {
             self.core.handle_timeout(self.now);
             self.pump();
-            let zxid = self.core.last_zxid();
-            assert!(zxid >= self.last_zxid, "last_zxid went backwards");
-            self.last_zxid = zxid;
+            self.checks.zxid(self.core.last_zxid());
         }
         if let Some(t) = self.core.poll_timeout() {
             assert!(
@@ -464,12 +398,9 @@ impl Harness {
             req = req.with_deadline(self.now + Duration::from_millis(ms));
         }
         let deadline = req.deadline;
-        // Register the id before the core can complete it: ids are sequential from 1.
-        self.submitted += 1;
-        let expected = self.submitted;
-        self.outstanding.insert(RequestId(expected), deadline);
+        // Completions wait in the core's queue until the next pump.
         let id = self.core.submit(self.now, req);
-        assert_eq!(id.get(), expected, "request ids are not sequential");
+        self.checks.submitted(id, deadline);
         self.pump();
     }
 
@@ -479,7 +410,7 @@ impl Harness {
         let sent = self
             .peer
             .as_ref()
-            .and_then(|p| p.connect_request.as_ref())
+            .and_then(|p| p.stream.connect_request())
             .map_or(0, |r| r.session_id);
         let timeout_ms = [400_i32, 2000, 4000, 20_000][usize::from(variant >> 6)];
         let mut passwd = [0_u8; 16];
@@ -523,25 +454,7 @@ impl Harness {
         if sent == 0 {
             self.next_session += 1;
         }
-        let mut frame = BytesMut::new();
-        frame.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
-        frame.put_slice(&payload);
-        self.deliver(&frame, split, false);
-    }
-
-    fn reply_frame(&mut self, xid: i32, zxid: i64, err: i32, body: &[u8]) -> BytesMut {
-        let header = ReplyHeader {
-            xid,
-            zxid,
-            err: ErrorCode::from(err),
-        };
-        let mut payload = BytesMut::new();
-        header.encode(&mut payload);
-        payload.put_slice(body);
-        let mut frame = BytesMut::new();
-        frame.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
-        frame.put_slice(&payload);
-        frame
+        self.deliver(&frame(&payload), split, false);
     }
 
     fn next_zxid(&mut self, sel: u8) -> i64 {
@@ -583,7 +496,7 @@ impl Harness {
         let zxid = self.next_zxid(sel);
         let body_len = usize::from(pick & 7);
         let body = input.bytes(body_len).to_vec();
-        let frame = self.reply_frame(xid, zxid, err, &body);
+        let frame = reply_frame(xid, zxid, ErrorCode::from(err), &body);
         self.deliver(&frame, split, sel & 8 != 0 && sel & 4 != 0);
     }
 
@@ -626,7 +539,7 @@ impl Harness {
             op = tag % 18,
             tag,
             state = ?self.core.state(),
-            open = ?self.open,
+            open = ?self.checks.open(),
             "fuzz step"
         );
         match tag % 18 {
@@ -641,7 +554,7 @@ impl Harness {
             1 => {
                 if let Some(conn) = self.peer.as_ref().filter(|p| !p.open).map(|p| p.conn) {
                     let failure = FAILURES[usize::from(input.byte()) % FAILURES.len()];
-                    self.open.remove(&conn);
+                    self.checks.closed(conn);
                     self.peer = None;
                     self.stale.push(conn);
                     self.core.handle_connect_failed(self.now, conn, failure);
@@ -663,7 +576,7 @@ impl Harness {
                     p.pending.remove(i);
                 }
                 let zxid = self.next_zxid(sel);
-                let frame = self.reply_frame(zk_proto::xid::PING, zxid, 0, &[]);
+                let frame = reply_frame(zk_proto::xid::PING, zxid, ErrorCode::Ok, &[]);
                 self.deliver(&frame, input.byte(), false);
             }
             9 => {
@@ -680,7 +593,7 @@ impl Harness {
                     let n = usize::from(sel >> 3);
                     body.put_slice(input.bytes(n));
                 }
-                let frame = self.reply_frame(zk_proto::xid::NOTIFICATION, -1, 0, &body);
+                let frame = reply_frame(zk_proto::xid::NOTIFICATION, -1, ErrorCode::Ok, &body);
                 self.deliver(&frame, input.byte(), false);
             }
             10 => {
@@ -698,7 +611,7 @@ impl Harness {
                 };
                 if let Some(conn) = target {
                     if sel & 1 == 0 {
-                        self.open.remove(&conn);
+                        self.checks.closed(conn);
                         self.peer = None;
                         self.stale.push(conn);
                     }
@@ -771,7 +684,7 @@ impl Harness {
             }
             // The server answers closeSession by closing (or never answers).
             if let Some(conn) = self.current() {
-                self.open.remove(&conn);
+                self.checks.closed(conn);
                 self.peer = None;
                 self.core.handle_closed(self.now, conn);
                 self.pump();
@@ -784,18 +697,20 @@ impl Harness {
             "close did not end the session: {:?}",
             self.core.state()
         );
-        assert!(self.outstanding.is_empty(), "requests never completed");
+        assert!(self.checks.outstanding() == 0, "requests never completed");
         // A request after the end completes at once with the terminal error.
-        self.submitted += 1;
-        self.outstanding.insert(RequestId(self.submitted), None);
-        let _ = self
+        let id = self
             .core
             .submit(self.now, Request::read(OpCode::Exists, Bytes::new()));
+        self.checks.submitted(id, None);
         self.pump();
         assert!(
-            self.outstanding.is_empty(),
+            self.checks.outstanding() == 0,
             "a request after the end was not failed at once"
         );
-        assert!(self.open.is_empty(), "a connection outlived the session");
+        assert!(
+            self.checks.open().is_empty(),
+            "a connection outlived the session"
+        );
     }
 }

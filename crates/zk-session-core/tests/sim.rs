@@ -1,20 +1,18 @@
 //! Failover scenarios for the session core, simulated in virtual time (no sockets, no
-//! sleeps). Each scenario is reproducible; the harness in `sim/mod.rs` checks the core's
+//! sleeps). Each scenario is reproducible; the harness (`zk_session_core::testing`, the
+//! same simulated ensemble the `ensemble_sim` fuzz target drives) checks the core's
 //! invariants on every step.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
-
-#[path = "support/sim.rs"]
-mod sim;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sim::{Mode, Sim};
 use zk_connstr::{Host, HostSpec};
 use zk_proto::{ErrorCode, OpCode};
-use zk_session::{
+use zk_session_core::testing::{Mode, Sim, host_spec};
+use zk_session_core::{
     AdaptiveDetector, ExpiredBy, Request, RequestError, SavedSession, SessionConfig, SessionState,
     SharedHosts, StaticHostProvider,
 };
@@ -710,7 +708,7 @@ fn unresolvable_name_is_skipped() {
             host: Host::Name("gone.example".into()),
             port: 2181,
         },
-        sim::host_spec(9001),
+        host_spec(9001),
     ];
     let mut sim = Sim::with_provider(1, cfg(), Box::new(StaticHostProvider::in_order(specs)));
     sim.start();
@@ -816,7 +814,7 @@ fn random_fault_schedules_keep_the_invariants() {
         c.rng_seed = Some(seed);
         let mut sim = Sim::new(3, c);
         connected(&mut sim);
-        let mut rng = zk_session::rng::Rng::new(seed ^ 0xabcdef);
+        let mut rng = zk_session_core::rng::Rng::new(seed ^ 0xabcdef);
         let mut ids = Vec::new();
         for _step in 0..40 {
             let h = usize::try_from(rng.below(3)).unwrap();
@@ -855,12 +853,12 @@ struct Watches {
     built: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl zk_session::Preamble for Watches {
-    fn build(&mut self, _relative_zxid: i64, out: &mut Vec<zk_session::PreamblePacket>) {
+impl zk_session_core::Preamble for Watches {
+    fn build(&mut self, _relative_zxid: i64, out: &mut Vec<zk_session_core::PreamblePacket>) {
         self.built
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for _ in 0..self.packets {
-            out.push(zk_session::PreamblePacket {
+            out.push(zk_session_core::PreamblePacket {
                 xid: zk_proto::xid::SET_WATCHES,
                 op: OpCode::SetWatches,
                 body: Bytes::from(vec![0u8; self.size]),
@@ -929,18 +927,6 @@ fn frozen_leader_then_election_does_not_wait_on_the_frozen_host() {
         );
         assert_ne!(sim.connected_host(), Some(first));
     }
-}
-
-#[test]
-fn sessions_with_default_seeds_spread_over_the_hosts() {
-    // A thousand sessions in one process must not all pick the same first server (nor
-    // the same next one after a crash): each gets its own seed by default.
-    let mut first = [0_usize; 3];
-    for _ in 0..300 {
-        let mut sim = Sim::new(3, zk_session::config_with_timeout(T));
-        first[connected(&mut sim)] += 1;
-    }
-    assert!(first.iter().all(|&n| n > 50), "first hosts: {first:?}");
 }
 
 /// Reply batching is the core's decision: with many reads in flight on an established

@@ -1,32 +1,26 @@
 //! A simulated ZooKeeper ensemble that drives the sans-I/O session core in virtual time.
 //!
-//! No sockets, no sleeps: `Sim` keeps a clock, an event queue and a tiny model of the
-//! servers (up, crashed, frozen, electing, read-only, lagging), speaking the real wire
-//! format through `zk-proto`. Every run is reproducible from its seed. The invariants every
-//! scenario checks: at most one connection or handshake per session at any time, the last
-//! zxid never decreases, every request completes exactly once.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    dead_code,
-    unreachable_pub,
-    reason = "test harness"
-)]
+//! No sockets, no sleeps: [`Sim`] keeps a clock, an event queue and a small model of the
+//! servers (up, crashed, frozen, electing, read-only, lagging, answering `SessionMoved`,
+//! slow to hand out handshakes), speaking the real wire format through `zk-proto`. Every
+//! run is reproducible from its seed. Every scenario is held to [`super::Checks`] — at most
+//! one connection or handshake per session at any time, the last zxid never decreasing,
+//! every request completing exactly once — and the simulation tests add their own
+//! expectations. [`ensemble_ops`] lets the fuzzer choose the faults.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use zk_connstr::{Host, HostSpec};
-use zk_proto::{
-    ConnectRequest, ConnectResponse, ErrorCode, Frame, FrameDecoder, OpCode, Record, ReplyHeader,
-    RequestHeader,
-};
-use zk_session::{
-    Action, ConnId, HostFailure, HostProvider, Request, RequestError, RequestId, Session,
-    SessionConfig, SessionEvent, SessionState, StaticHostProvider,
-};
+use zk_proto::{ConnectResponse, ErrorCode, OpCode, Record, ReplyHeader, RequestHeader};
+
+use super::{Checks, ClientFrame, ClientStream};
+use crate::config::{AdaptiveDetector, SessionConfig};
+use crate::core::{Action, Output, Session};
+use crate::host::{HostFailure, HostProvider, StaticHostProvider};
+use crate::types::{ConnId, Reply, Request, RequestError, RequestId, SessionEvent, SessionState};
 
 /// What a simulated server does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +37,12 @@ pub enum Mode {
     ReadOnly,
 }
 
+/// One simulated server.
+#[derive(Debug)]
 pub struct SimHost {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// What it does now.
     pub mode: Mode,
     /// The server's last processed zxid lags the ensemble by this much.
     pub lag: i64,
@@ -55,13 +53,14 @@ pub struct SimHost {
     pub handshake_delay: Duration,
 }
 
+#[derive(Debug)]
 struct ServerConn {
     host: usize,
-    decoder: FrameDecoder,
-    buf: BytesMut,
+    stream: ClientStream,
     session: Option<i64>,
 }
 
+#[derive(Debug)]
 struct SimSession {
     passwd: Bytes,
     timeout: Duration,
@@ -80,28 +79,40 @@ enum Ev {
     Probe(u64, bool),
 }
 
+/// A simulated ensemble with one session core in it.
 pub struct Sim {
+    /// The virtual clock.
     pub now: Instant,
+    /// When the simulation began.
     pub start: Instant,
+    /// The session under test.
     pub core: Session,
+    /// The servers, in the order of the connection string.
     pub hosts: Vec<SimHost>,
+    /// One-way latency of every message.
     pub latency: Duration,
+    /// What name lookups return (a name missing here does not resolve).
     pub dns: HashMap<String, Vec<SocketAddr>>,
     /// Close a connection this long after its handshake (a twin client taking the session).
     pub kick_after: Option<Duration>,
+    /// The ensemble's last zxid.
     pub zxid: i64,
     queue: BTreeMap<(Instant, u64), Ev>,
     seq: u64,
     server_conns: HashMap<ConnId, ServerConn>,
     sessions: HashMap<i64, SimSession>,
     next_session: i64,
-    /// Connections the core has opened and not closed (invariant: at most one).
-    open: HashSet<ConnId>,
+    /// What the core did, checked.
+    checks: Checks,
+    /// Every state the session entered: when, which, with which session id.
     pub states: Vec<(Duration, SessionState, i64)>,
-    pub completions: HashMap<RequestId, Result<zk_session::Reply, RequestError>>,
+    /// Every completed request's result.
+    pub completions: HashMap<RequestId, Result<Reply, RequestError>>,
+    /// Every notification body delivered.
     pub notifications: Vec<Bytes>,
+    /// How many preamble replies were delivered.
     pub preamble_replies: usize,
-    last_zxid: i64,
+    /// Every handshake a server answered: when, which host.
     pub handshakes: Vec<(Duration, usize)>,
     /// TCP connections the servers accepted (what a server's kernel counts; refusals by a
     /// crashed server are not accepted).
@@ -110,6 +121,18 @@ pub struct Sim {
     pub accepted_at: Vec<Duration>,
 }
 
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("elapsed", &self.elapsed())
+            .field("hosts", &self.hosts)
+            .field("state", &self.core.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `127.0.0.1:port`.
+#[must_use]
 pub fn host_spec(port: u16) -> HostSpec {
     HostSpec {
         host: Host::Ipv4(Ipv4Addr::LOCALHOST),
@@ -120,11 +143,14 @@ pub fn host_spec(port: u16) -> HostSpec {
 impl Sim {
     /// `n` hosts on 127.0.0.1:9001.. with the given config (hosts in connection-string order,
     /// shuffled by the core's seeded RNG).
+    #[must_use]
     pub fn new(n: u16, cfg: SessionConfig) -> Self {
         let specs: Vec<HostSpec> = (0..n).map(|i| host_spec(9001 + i)).collect();
         Self::with_provider(n, cfg, Box::new(StaticHostProvider::new(specs)))
     }
 
+    /// `n` hosts on 127.0.0.1:9001.. with a host provider of the caller's.
+    #[must_use]
     pub fn with_provider(n: u16, cfg: SessionConfig, provider: Box<dyn HostProvider>) -> Self {
         let start = Instant::now();
         let hosts = (0..n)
@@ -150,18 +176,19 @@ impl Sim {
             server_conns: HashMap::new(),
             sessions: HashMap::new(),
             next_session: 0x0100_0000_0000_0001,
-            open: HashSet::new(),
+            checks: Checks::default(),
             states: Vec::new(),
             completions: HashMap::new(),
             notifications: Vec::new(),
             preamble_replies: 0,
-            last_zxid: 0,
             handshakes: Vec::new(),
             accepted: 0,
             accepted_at: Vec::new(),
         }
     }
 
+    /// Virtual time since the start.
+    #[must_use]
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
     }
@@ -171,23 +198,29 @@ impl Sim {
         self.queue.insert((self.now + after, self.seq), ev);
     }
 
+    /// Starts the session.
     pub fn start(&mut self) {
         self.core.start(self.now);
         self.pump();
     }
 
+    /// Submits a request now.
     pub fn submit(&mut self, req: Request) -> RequestId {
+        let deadline = req.deadline;
         let id = self.core.submit(self.now, req);
+        self.checks.submitted(id, deadline);
         self.pump();
         id
     }
 
+    /// Closes the session now.
     pub fn close(&mut self) {
         self.core.close(self.now);
         self.pump();
     }
 
     /// Index of the host the session is connected to.
+    #[must_use]
     pub fn connected_host(&self) -> Option<usize> {
         if !self.core.state().is_connected() {
             return None;
@@ -258,22 +291,22 @@ impl Sim {
                 if self.server_conns.contains_key(&conn) {
                     self.core.handle_connected(now, conn);
                 } else {
-                    self.open.remove(&conn);
+                    self.checks.closed(conn);
                     self.core
                         .handle_connect_failed(now, conn, HostFailure::Refused);
                 }
             }
             Ev::ConnectFailed(conn, f) => {
-                self.open.remove(&conn);
+                self.checks.closed(conn);
                 self.core.handle_connect_failed(now, conn, f);
             }
             Ev::Data(conn, bytes) => {
-                if self.open.contains(&conn) {
+                if self.checks.is_open(conn) {
                     self.core.handle_data(now, conn, &bytes);
                 }
             }
             Ev::Closed(conn) => {
-                if self.open.remove(&conn) {
+                if self.checks.closed(conn) {
                     self.core.handle_closed(now, conn);
                 }
             }
@@ -283,46 +316,28 @@ impl Sim {
 
     /// Drains the core's outputs, checking invariants.
     fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(action) = self.core.poll_action() {
-                progressed = true;
-                self.perform(action);
-            }
-            while let Some((conn, data)) = self.core.poll_transmit() {
-                progressed = true;
-                assert!(
-                    self.open.contains(&conn),
-                    "bytes for a connection that is not open"
-                );
-                self.server_receive(conn, data);
-            }
-            while let Some(ev) = self.core.poll_event() {
-                progressed = true;
-                match ev {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Action(action) => self.perform(action),
+                Output::Transmit { conn, data } => {
+                    self.checks.transmit(conn);
+                    self.server_receive(conn, &data);
+                }
+                Output::Event(ev) => match ev {
                     SessionEvent::State(s) => {
+                        self.checks.state(s.state);
                         self.states
                             .push((self.now - self.start, s.state, s.session_id));
                     }
                     SessionEvent::Completed { id, result } => {
-                        assert!(
-                            self.completions.insert(id, result).is_none(),
-                            "request {id:?} completed twice"
-                        );
+                        self.checks.completed(id, &result, self.now);
+                        self.completions.insert(id, result);
                     }
                     SessionEvent::Notification { body } => self.notifications.push(body),
                     SessionEvent::PreambleReply { .. } => self.preamble_replies += 1,
-                    _ => {}
-                }
+                },
             }
-            assert!(
-                self.core.last_zxid() >= self.last_zxid,
-                "last zxid went backwards"
-            );
-            self.last_zxid = self.core.last_zxid();
-            if !progressed {
-                break;
-            }
+            self.checks.zxid(self.core.last_zxid());
         }
     }
 
@@ -342,12 +357,7 @@ impl Sim {
                 self.schedule(lat, Ev::Resolved(conn, addrs));
             }
             Action::Connect { conn, target, .. } => {
-                assert!(
-                    self.open.is_empty(),
-                    "second connection {conn:?} opened while {:?} is open",
-                    self.open
-                );
-                self.open.insert(conn);
+                self.checks.connect(conn);
                 match self.host_of(target.addr) {
                     Some(h) if self.hosts[h].mode != Mode::Down => {
                         self.accepted += 1;
@@ -356,8 +366,7 @@ impl Sim {
                             conn,
                             ServerConn {
                                 host: h,
-                                decoder: FrameDecoder::default(),
-                                buf: BytesMut::new(),
+                                stream: ClientStream::new(),
                                 session: None,
                             },
                         );
@@ -367,7 +376,7 @@ impl Sim {
                 }
             }
             Action::Close { conn } => {
-                self.open.remove(&conn);
+                self.checks.closed(conn);
                 self.server_conns.remove(&conn);
             }
             Action::Probe { probe, host, .. } => {
@@ -377,7 +386,6 @@ impl Sim {
                     .is_some_and(|h| self.hosts[h].mode == Mode::Up);
                 self.schedule(lat, Ev::Probe(probe, rw));
             }
-            _ => {}
         }
     }
 
@@ -398,35 +406,37 @@ impl Sim {
         self.zxid - self.hosts[h].lag
     }
 
-    fn server_receive(&mut self, conn: ConnId, data: Bytes) {
+    fn server_receive(&mut self, conn: ConnId, data: &[u8]) {
         let Some(sc) = self.server_conns.get_mut(&conn) else {
             return;
         };
         let host = sc.host;
-        sc.buf.extend_from_slice(&data);
+        sc.stream.push(data);
         if self.hosts[host].mode == Mode::Frozen {
             // A stopped process reads nothing; the kernel keeps the bytes for later.
             return;
         }
         let mut frames = Vec::new();
-        while let Ok(Some(Frame::Complete(f))) = sc.decoder.decode(&mut sc.buf) {
+        while let Some(f) = sc.stream.next_frame() {
             frames.push(f);
         }
         for frame in frames {
             if !self.server_conns.contains_key(&conn) {
                 return;
             }
-            let handshake_done = self.server_conns[&conn].session.is_some();
-            if handshake_done {
-                self.server_request(conn, host, frame);
-            } else {
-                self.server_handshake(conn, host, frame);
+            match frame {
+                ClientFrame::Request { header, .. }
+                    if self.server_conns[&conn].session.is_some() =>
+                {
+                    self.server_request(conn, host, header);
+                }
+                ClientFrame::Connect(req) => self.server_handshake(conn, host, &req),
+                ClientFrame::Request { .. } => panic!("a request before the handshake's answer"),
             }
         }
     }
 
-    fn server_handshake(&mut self, conn: ConnId, host: usize, frame: Bytes) {
-        let req: ConnectRequest = zk_proto::decode_exact(frame).expect("a ConnectRequest");
+    fn server_handshake(&mut self, conn: ConnId, host: usize, req: &zk_proto::ConnectRequest) {
         let mode = self.hosts[host].mode;
         if mode == Mode::Electing || req.last_zxid_seen > self.host_zxid(host) {
             self.server_close(conn);
@@ -503,8 +513,7 @@ impl Sim {
         }
     }
 
-    fn server_request(&mut self, conn: ConnId, host: usize, mut frame: Bytes) {
-        let header = RequestHeader::decode(&mut frame).expect("a request header");
+    fn server_request(&mut self, conn: ConnId, host: usize, header: RequestHeader) {
         let session = self.server_conns[&conn].session.unwrap();
         let Some(s) = self.sessions.get_mut(&session) else {
             self.server_close(conn);
@@ -640,6 +649,8 @@ impl Sim {
         }
     }
 
+    /// Puts host `h` in `mode` (a crash for [`Mode::Down`]; a frozen host that thaws reads
+    /// what its kernel kept).
     pub fn set_mode(&mut self, h: usize, mode: Mode) {
         if mode == Mode::Down {
             self.crash(h);
@@ -650,20 +661,148 @@ impl Sim {
         if thawed {
             let conns = self.conns_of(h);
             for c in conns {
-                self.server_receive(c, Bytes::new());
+                self.server_receive(c, &[]);
             }
         }
     }
 
+    /// Whether the ensemble still knows session `id`.
+    #[must_use]
     pub fn session_exists_on_servers(&self, id: i64) -> bool {
         self.sessions.contains_key(&id)
     }
 
+    /// The session's state.
+    #[must_use]
     pub fn state(&self) -> SessionState {
         self.core.state()
     }
 
-    pub fn result(&self, id: RequestId) -> Option<&Result<zk_session::Reply, RequestError>> {
+    /// How request `id` completed, if it did.
+    #[must_use]
+    pub fn result(&self, id: RequestId) -> Option<&Result<Reply, RequestError>> {
         self.completions.get(&id)
     }
+}
+
+/// Reads the fuzzer's bytes; zeros once they run out.
+struct Bytes8<'a>(&'a [u8]);
+
+impl Bytes8<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+}
+
+/// The `ensemble_sim` fuzz target: the fuzzer scripts the faults of a simulated ensemble —
+/// crashes, freezes, elections, read-only servers, lagging servers, `SessionMoved`, a twin
+/// client taking the session, slow handshakes, latency, time passing — and the requests and
+/// closes of the application, while the simulation holds the core to its invariants
+/// ([`super::Checks`]). At the end the ensemble heals, the session is closed, and every
+/// request must have completed.
+pub fn ensemble_ops(data: &[u8]) {
+    let mut input = Bytes8(data);
+    let flags = input.byte();
+    let seed = input.byte();
+    let n = if flags & 1 == 0 { 3 } else { 5 };
+    let timeout = [2_000_u64, 4_000, 6_000, 30_000][usize::from(flags >> 1 & 3)];
+    let mut cfg = SessionConfig::with_timeout(Duration::from_millis(timeout));
+    cfg.rng_seed = Some(u64::from(seed));
+    cfg.can_be_read_only = flags & 8 != 0;
+    if flags & 16 != 0 {
+        cfg.timing.adaptive = Some(AdaptiveDetector::default());
+    }
+    cfg.max_in_flight = if flags & 32 != 0 { 2 } else { 4096 };
+    let mut sim = Sim::new(n, cfg);
+    sim.start();
+    let hosts = usize::from(n);
+    let mut steps = 0;
+    while !input.0.is_empty() && steps < 512 {
+        steps += 1;
+        let tag = input.byte();
+        let h = usize::from(input.byte()) % hosts;
+        let arg = input.byte();
+        match tag % 16 {
+            0 => sim.crash(h),
+            1 => sim.set_mode(h, Mode::Up),
+            2 => sim.set_mode(h, Mode::Frozen),
+            3 => {
+                // An election: every server that is up drops its clients and elects.
+                for i in 0..hosts {
+                    if sim.hosts[i].mode != Mode::Down {
+                        sim.elect(i);
+                    }
+                }
+            }
+            4 => {
+                for i in 0..hosts {
+                    if sim.hosts[i].mode == Mode::Electing {
+                        sim.set_mode(i, Mode::Up);
+                    }
+                }
+            }
+            5 => sim.set_mode(h, Mode::ReadOnly),
+            6 => sim.hosts[h].lag = i64::from(arg % 8),
+            7 => sim.hosts[h].session_moved = arg & 1 != 0,
+            8 => {
+                sim.kick_after = (arg & 1 != 0).then(|| Duration::from_millis(u64::from(arg)));
+            }
+            9 => sim.hosts[h].handshake_delay = Duration::from_millis(u64::from(arg) * 4),
+            10 => sim.latency = Duration::from_micros(u64::from(arg) * 50 + 20),
+            11 => sim.zxid += i64::from(arg),
+            12 | 13 => {
+                let ms = match arg >> 6 {
+                    0 => u64::from(arg & 63),
+                    1 => u64::from(arg & 63) * 20,
+                    2 => u64::from(arg & 63) * 200,
+                    _ => u64::from(arg & 63) * 2_000,
+                };
+                sim.run_for(Duration::from_millis(ms));
+            }
+            14 => {
+                let body = Bytes::from_static(b"\0\0\0\x02/a\0");
+                let mut req = if arg & 1 == 0 {
+                    Request::read(OpCode::GetData, body)
+                } else {
+                    Request::write(OpCode::SetData, body)
+                };
+                if arg & 2 != 0 {
+                    req = req.with_deadline(sim.now + Duration::from_millis(u64::from(arg) * 10));
+                }
+                sim.submit(req);
+            }
+            _ => {
+                if arg == 0xff {
+                    sim.close();
+                }
+            }
+        }
+    }
+    // Heal, close, and let every request finish.
+    sim.kick_after = None;
+    for i in 0..hosts {
+        sim.hosts[i].session_moved = false;
+        sim.hosts[i].lag = 0;
+        sim.hosts[i].handshake_delay = Duration::ZERO;
+        sim.set_mode(i, Mode::Up);
+    }
+    sim.run_for(Duration::from_secs(1));
+    sim.close();
+    sim.run_for(Duration::from_secs(120));
+    assert!(
+        sim.state().is_terminal(),
+        "close did not end the session: {:?}",
+        sim.state()
+    );
+    assert_eq!(sim.checks.outstanding(), 0, "requests never completed");
+    assert!(
+        sim.checks.open().is_empty(),
+        "a connection outlived the session"
+    );
 }

@@ -1,32 +1,39 @@
 //! Replays the committed `session_core` fuzz corpus through the same entry point the fuzz
-//! target uses (`zk_session_core::fuzzing::session_ops`), so the stable toolchain checks the
+//! target uses (`zk_session_core::testing::session_ops`), so the stable toolchain checks the
 //! session core's invariants on every `cargo test`; plus a deterministic pseudo-random sweep
 //! of inputs so the invariants are exercised even without a corpus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/session_core")
-}
-
-#[test]
-fn replay_session_core_corpus() {
-    let dir = corpus_dir();
+/// Replays every file of `fuzz/corpus/<target>` through `run`; the number replayed.
+fn replay(target: &str, run: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let entries =
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("no corpus at {}: {e}", dir.display()));
     let mut files = 0;
     for entry in entries {
         let path = entry.unwrap().path();
         if path.is_file() {
-            let data = std::fs::read(&path).unwrap();
-            zk_session_core::fuzzing::session_ops(&data);
+            run(&std::fs::read(&path).unwrap());
             files += 1;
         }
     }
-    eprintln!("session_core: replayed {files} corpus files");
-    assert!(files > 0, "empty corpus at {}", dir.display());
+    eprintln!("{target}: replayed {files} corpus files");
+    files
+}
+
+#[test]
+fn replay_session_core_corpus() {
+    assert!(replay("session_core", zk_session_core::testing::session_ops) > 0);
+}
+
+#[test]
+fn replay_ensemble_sim_corpus() {
+    assert!(replay("ensemble_sim", zk_session_core::testing::ensemble_ops) > 0);
 }
 
 /// xorshift64*: a fixed-seed stream of inputs, so the sweep is reproducible.
@@ -37,20 +44,39 @@ fn next(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-#[test]
-fn random_operation_sequences_keep_the_invariants() {
-    let mut state = 0x5eed_2181_u64;
-    for case in 0..3000 {
-        let len = usize::try_from(next(&mut state) % 600).unwrap();
+/// Runs `cases` pseudo-random inputs of up to `max_len` bytes through `run`.
+fn sweep(seed: u64, cases: usize, max_len: u64, run: fn(&[u8])) {
+    let mut state = seed;
+    for case in 0..cases {
+        let len = usize::try_from(next(&mut state) % max_len).unwrap();
         let data: Vec<u8> = (0..len)
             .map(|_| next(&mut state).to_le_bytes()[3])
             .collect();
-        let result = std::panic::catch_unwind(|| zk_session_core::fuzzing::session_ops(&data));
-        if result.is_err() {
+        if std::panic::catch_unwind(|| run(&data)).is_err() {
             let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
             panic!("case {case} broke an invariant; input (hex): {hex}");
         }
     }
+}
+
+#[test]
+fn random_operation_sequences_keep_the_invariants() {
+    sweep(
+        0x5eed_2181,
+        3000,
+        600,
+        zk_session_core::testing::session_ops,
+    );
+}
+
+#[test]
+fn random_ensemble_faults_keep_the_invariants() {
+    sweep(
+        0x5eed_2182,
+        300,
+        400,
+        zk_session_core::testing::ensemble_ops,
+    );
 }
 
 /// Replays one input given as hex in `SESSION_FUZZ_HEX` with the core's logs on
@@ -67,7 +93,7 @@ fn replay_hex_from_env() {
     let bytes: Vec<u8> = (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
-    zk_session_core::fuzzing::session_ops(&bytes);
+    zk_session_core::testing::session_ops(&bytes);
 }
 
 /// Regressions the session-core fuzzer found, driven directly so they read as a story.
@@ -78,7 +104,9 @@ mod regressions {
     use bytes::{BufMut, Bytes, BytesMut};
     use zk_connstr::{Host, HostSpec};
     use zk_proto::{ConnectResponse, Record};
-    use zk_session::{Action, ConnId, Session, SessionConfig, SessionState, StaticHostProvider};
+    use zk_session_core::{
+        Action, ConnId, Session, SessionConfig, SessionState, StaticHostProvider,
+    };
 
     /// A session connected to a scripted server; returns it and its connection.
     fn connected(now: Instant) -> (Session, ConnId) {
