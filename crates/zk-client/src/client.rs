@@ -551,10 +551,8 @@ impl Client {
         kind: Idempotence,
         deadline: Option<Instant>,
     ) -> Result<Reply> {
-        let mut req = match kind {
-            Idempotence::Resend => Request::read(op, body),
-            Idempotence::FailOnLoss => Request::write(op, body),
-        };
+        let mut req = Request::write(op, body);
+        req.idempotence = kind;
         if let Some(at) = deadline {
             req = req.with_deadline(at);
         }

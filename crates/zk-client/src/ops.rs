@@ -237,6 +237,7 @@ pub enum AddWatchMode {
 /// Which watches [`Client::remove_watches`](crate::Client::remove_watches) and
 /// [`Client::check_watches`](crate::Client::check_watches) are about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum WatcherKind {
     /// Child watches.
     Children,

@@ -375,23 +375,24 @@ async fn connect(ens: &Ensemble) -> Client {
         .unwrap()
 }
 
+/// An ensemble, a connected client and a persistent node at `path`.
+async fn with_node(path: &str, data: &'static [u8]) -> (Arc<Ensemble>, Client) {
+    let ens = Ensemble::start();
+    let client = connect(&ens).await;
+    client
+        .create(path, data, &acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    (ens, client)
+}
+
 /// A crash of the session's server while a watch is armed and another client writes the
 /// node: the session comes back on another address at once (no election here), keeps its
 /// id, re-registers the watch with `SetWatches`, and the write it missed fires the watch.
 #[tokio::test(start_paused = true)]
 async fn a_watch_armed_before_a_crash_fires_for_the_write_it_missed() {
-    let ens = Ensemble::start();
-    let client = connect(&ens).await;
+    let (ens, client) = with_node("/a", b"v1").await;
     let id = client.session_id();
-    client
-        .create(
-            "/a",
-            b"v1".to_vec(),
-            &acl::open_unsafe(),
-            CreateMode::Persistent,
-        )
-        .await
-        .unwrap();
     let (data, _, mut watcher) = client.get_data_watch("/a").await.unwrap();
     assert_eq!(&data[..], b"v1");
 
@@ -431,18 +432,8 @@ async fn a_watch_armed_before_a_crash_fires_for_the_write_it_missed() {
 /// virtual time — not after the whole timeout, and not as an error.
 #[tokio::test(start_paused = true)]
 async fn a_read_on_a_frozen_server_completes_elsewhere_after_a_third_of_the_timeout() {
-    let ens = Ensemble::start();
-    let client = connect(&ens).await;
+    let (ens, client) = with_node("/f", b"x").await;
     let id = client.session_id();
-    client
-        .create(
-            "/f",
-            b"x".to_vec(),
-            &acl::open_unsafe(),
-            CreateMode::Persistent,
-        )
-        .await
-        .unwrap();
     let server = client.server().unwrap();
     ens.freeze(server);
     let before = Instant::now();

@@ -15,6 +15,7 @@ const MAX_ZONE_LEN: usize = 64;
 
 /// A server address as written in a connection string. DNS names are not resolved here.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Host {
     /// A DNS name: dot-separated labels of ASCII letters, digits, `-` and `_`, each 1 to 63
     /// bytes, 253 bytes at most, optionally with one trailing dot (an absolute name). Case is

@@ -29,6 +29,7 @@ const LEN_PREFIX: usize = 4;
 
 /// One inbound frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// A whole payload (zero-copy slice of the input buffer).
     Complete(Bytes),

@@ -32,6 +32,7 @@ impl RequestId {
 
 /// Who decided that the session expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ExpiredBy {
     /// A server answered the session's reconnect with a zero timeout (expired, or a wrong
     /// password: the two look the same). Authoritative.
@@ -157,6 +158,7 @@ pub enum SessionEvent {
 
 /// Whether a request may be sent again after a connection loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Idempotence {
     /// A read: re-sent on the next connection if its answer was lost.
     Resend,

@@ -38,6 +38,7 @@ const MAX_FRAME: usize = 64 << 20;
 
 /// What the proxy does with traffic. Switchable at any time with [`FaultProxy::set_mode`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ProxyMode {
     /// Forward everything (after the configured latency).
     #[default]

@@ -12,6 +12,7 @@ use crate::error::TestkitError;
 
 /// The server's `ssl.clientAuth` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// A valid client certificate is required (the server's default).
     #[default]

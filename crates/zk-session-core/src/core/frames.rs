@@ -19,6 +19,11 @@ impl Session {
                 }
             }
             Frame::Oversized { prefix, len } => self.on_oversized(now, &prefix, len),
+            // A frame kind of a newer decoder: not something to guess at.
+            other => {
+                warn!(?other, "a frame this core does not know");
+                self.conn_failed(now, HostFailure::Protocol);
+            }
         }
     }
 

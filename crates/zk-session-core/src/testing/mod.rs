@@ -90,7 +90,7 @@ impl ClientStream {
         let mut frame = match self.decoder.decode(&mut self.buf) {
             Ok(Some(Frame::Complete(frame))) => frame,
             Ok(None) => return None,
-            Ok(Some(Frame::Oversized { .. })) | Err(_) => {
+            Ok(Some(_)) | Err(_) => {
                 panic!("the client wrote an unframeable stream")
             }
         };
