@@ -106,6 +106,7 @@ pub mod acl;
 mod client;
 mod error;
 mod ops;
+mod telemetry;
 mod watch;
 
 pub use crate::client::{

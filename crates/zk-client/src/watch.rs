@@ -492,6 +492,7 @@ impl Registry {
             for e in list.iter().filter(|e| ids.contains(&e.id)) {
                 let _ = e.tx.send(WatchEvent::Resync { from_zxid, to_zxid });
                 self.counters.resyncs += 1;
+                crate::telemetry::resync();
             }
         }
     }
@@ -529,6 +530,7 @@ impl Registry {
             self.counters.set_watches_bytes += len;
             self.counters.set_watches_max_packet = self.counters.set_watches_max_packet.max(len);
         }
+        crate::telemetry::set_watches(set_watches as u64, cache.watches as u64);
         if cache.watches == 0 {
             return;
         }

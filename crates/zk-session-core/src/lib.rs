@@ -54,6 +54,7 @@ pub mod host;
 pub mod pacing;
 pub mod rng;
 pub mod shared;
+pub mod telemetry;
 #[cfg(any(fuzzing, feature = "testing"))]
 pub mod testing;
 mod timer;

@@ -89,6 +89,8 @@ impl Session {
             started: now,
             extensions: 0,
             handshake_sent: None,
+            addr: None,
+            span: tracing::Span::none(),
         };
         self.counters.attempts += 1;
         if let Some(addr) = attempt.spec.socket_addr() {
@@ -120,6 +122,13 @@ impl Session {
         let timeout = self.attempt_timeout(now);
         attempt.started = now;
         attempt.extensions = 0;
+        attempt.addr = Some(addr);
+        attempt.span = tracing::debug_span!(
+            parent: &self.failover_span,
+            "zk_attempt",
+            server = %addr,
+            outcome = tracing::field::Empty,
+        );
         debug!(conn = conn.0, addr = %addr, ?timeout, "connecting");
         self.actions.push_back(Action::Connect {
             conn,
@@ -253,6 +262,10 @@ impl Session {
         // Reads pipelined behind a handshake that failed go back to the queue.
         self.requeue_in_flight(false);
         self.counters.failed_attempts += 1;
+        telemetry::attempt(attempt.addr, Some(failure));
+        attempt
+            .span
+            .record("outcome", telemetry::outcome_label(Some(failure)));
         if !attempt.addrs.is_empty() && failure != HostFailure::Unresolvable {
             self.connect_next_addr(now, attempt);
             return;
@@ -282,6 +295,7 @@ impl Session {
             }
             Pace::Probe(delay) => {
                 self.counters.election_probes += 1;
+                telemetry::election_probe();
                 debug!(
                     ?delay,
                     probes = self.pacer.election_probes(),

@@ -86,6 +86,7 @@ impl Session {
             "server stopped answering"
         );
         self.counters.detector_trips += 1;
+        telemetry::detector_trip(self.server);
         self.conn_failed(now, HostFailure::Frozen);
     }
 
@@ -183,6 +184,18 @@ impl Session {
                 }
                 self.disconnected_at = Some(now);
                 self.lost_host = Some(host);
+                self.attempts_at_loss = self.counters.attempts;
+                telemetry::connection_lost(self.server, failure);
+                self.failover_span = tracing::info_span!(
+                    "zk_failover",
+                    session = format_args!("{:#x}", self.session_id),
+                    from = self.server.map(tracing::field::display),
+                    cause = telemetry::outcome_label(Some(failure)),
+                    to = tracing::field::Empty,
+                    attempts = tracing::field::Empty,
+                    pause_ms = tracing::field::Empty,
+                    ended = tracing::field::Empty,
+                );
                 self.set_state(now, SessionState::Disconnected);
                 if let Some(contact) = self.last_contact {
                     let limit = self.cfg.timing.local_expiry.of(self.timeout());
@@ -214,11 +227,15 @@ impl Session {
                 Idempotence::FailOnLoss => {
                     // A write can only have been sent after an established handshake.
                     let outcome_unknown = established;
+                    if outcome_unknown {
+                        telemetry::outcome_unknown();
+                    }
                     self.complete(f.id, Err(RequestError::ConnectionLoss { outcome_unknown }));
                 }
             }
         }
         self.counters.resent += resend.len() as u64;
+        telemetry::resent(resend.len() as u64);
         for p in resend {
             self.queued.push_front(p);
         }

@@ -102,7 +102,10 @@ impl Session {
             .map(|sent| now.saturating_duration_since(sent));
         if let Some(took) = handshake {
             self.handshake_rtt.sample(took);
+            telemetry::handshake(target.addr, took);
         }
+        telemetry::attempt(Some(target.addr), None);
+        attempt.span.record("outcome", "ok");
         if let Some(shared) = &self.cfg.shared {
             shared.handshake_succeeded(target.addr, now);
         }
@@ -119,6 +122,7 @@ impl Session {
                 "election over: learning its length"
             );
             self.counters.elections_waited += 1;
+            telemetry::election_waited();
             match &self.cfg.shared {
                 Some(shared) => shared.learn_election(seen),
                 None => {
@@ -138,6 +142,15 @@ impl Session {
             }
             self.counters.last_pause = Some(pause);
             self.counters.max_pause = Some(self.counters.max_pause.map_or(pause, |m| m.max(pause)));
+            let moved = self.lost_host != Some(attempt.host);
+            telemetry::reestablished(pause, moved);
+            let span = std::mem::replace(&mut self.failover_span, tracing::Span::none());
+            span.record("to", tracing::field::display(target.addr));
+            span.record(
+                "attempts",
+                self.counters.attempts.saturating_sub(self.attempts_at_loss),
+            );
+            span.record("pause_ms", pause.as_secs_f64() * 1e3);
             info!(
                 session_id = format_args!("{:#x}", self.session_id),
                 server = %target.addr,

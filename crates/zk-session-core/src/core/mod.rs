@@ -50,6 +50,7 @@ use crate::detector::RttEstimator;
 use crate::host::{Candidate, HostFailure, HostId, HostProvider};
 use crate::pacing::{ElectionEstimate, Pace, Pacer, Seen};
 use crate::rng::Rng;
+use crate::telemetry;
 use crate::timer::{Timer, TimerTable};
 use crate::types::{
     ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,
@@ -194,6 +195,10 @@ struct Attempt {
     extensions: u32,
     /// When the ConnectRequest was written.
     handshake_sent: Option<Instant>,
+    /// The address being tried (once resolved).
+    addr: Option<SocketAddr>,
+    /// A `zk_attempt` span per address tried, a child of the failover's span.
+    span: tracing::Span,
 }
 
 /// At most this many extensions of one attempt (each one attempt cap long).
@@ -291,6 +296,10 @@ pub struct Session {
     election_estimate: Option<ElectionEstimate>,
     disconnected_at: Option<Instant>,
     lost_host: Option<HostId>,
+    /// The `zk_failover` span from a loss to the session's return (or its end).
+    failover_span: tracing::Span,
+    /// `counters.attempts` when the connection was lost.
+    attempts_at_loss: u64,
     takeover_strikes: u32,
     local_expiry_due: bool,
     ro_probe_delay: Duration,
@@ -325,6 +334,7 @@ impl Session {
         let rng = Rng::new(cfg.rng_seed.unwrap_or(0));
         let mut hosts = hosts;
         hosts.set_max_penalty(cfg.timing.receive_timeout.of(cfg.session_timeout));
+        telemetry::state(None, Some(SessionState::Connecting));
         Self {
             hosts,
             rng,
@@ -365,6 +375,8 @@ impl Session {
             election_estimate: None,
             disconnected_at: None,
             lost_host: None,
+            failover_span: tracing::Span::none(),
+            attempts_at_loss: 0,
             takeover_strikes: 0,
             local_expiry_due: false,
             ro_probe_delay: RO_PROBE_MIN,
@@ -826,5 +838,14 @@ impl Session {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_timeout()
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped before it ended leaves the process's session gauge.
+    fn drop(&mut self) {
+        if !self.state.is_terminal() {
+            telemetry::state(Some(self.state), None);
+        }
     }
 }

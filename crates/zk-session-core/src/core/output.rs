@@ -104,6 +104,7 @@ impl Session {
         if self.state == state {
             return;
         }
+        telemetry::state(Some(self.state), Some(state));
         self.state = state;
         self.events.push_back(SessionEvent::State(StateChange {
             state,
@@ -132,6 +133,9 @@ impl Session {
         if let Some(conn) = self.current_conn() {
             self.drop_conn(conn);
         }
+        // A failover that never finished ends with the session.
+        let span = std::mem::replace(&mut self.failover_span, tracing::Span::none());
+        span.record("ended", telemetry::state_label(state));
         self.phase = Phase::Terminal;
         for t in Timer::VALUES {
             self.timers.stop(t);
