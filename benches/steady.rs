@@ -11,7 +11,9 @@
 //! - memory per idle session: RSS growth (`/proc/<pid>/statm`) of a fresh process opening 1,000
 //!   idle sessions;
 //! - `steady/batching`: zk-failover alone, reply batching on ÷ off in paired rounds, over plain
-//!   TCP and then over mutual TLS (a second ensemble, started once the first is gone).
+//!   TCP and then over mutual TLS (a second ensemble, started once the first is gone);
+//! - `steady/metrics`: zk-failover alone, metrics on (a Prometheus recorder, rendered once per
+//!   round like a scrape) ÷ off (no recorder: the facade's no-op handles) in paired rounds.
 //!
 //! The servers run with `-XX:TieredStopAtLevel=4` (C2, unlike the testkit's fast-start default)
 //! because their throughput is part of what is measured. The three JVMs share the machine with
@@ -46,6 +48,8 @@ const PAIRED_READS: u64 = 60_000;
 /// Paired rounds of reply batching on and off, and reads per setting per round.
 const BATCHING_ROUNDS: usize = 6;
 const BATCHING_READS: u64 = 40_000;
+/// Paired rounds of metrics on and off (the difference is small: more rounds for the median).
+const METRICS_ROUNDS: usize = 10;
 
 #[derive(Clone)]
 enum Rc {
@@ -128,7 +132,7 @@ fn main() {
         }
         println!(
             "steady/paired: benchmark\nsteady/latency: benchmark\nsteady/idle_memory: benchmark\n\
-             steady/batching: benchmark"
+             steady/batching: benchmark\nsteady/metrics: benchmark"
         );
         return;
     }
@@ -355,6 +359,11 @@ fn main() {
         rt.block_on(off.close());
     }
 
+    // Metrics on (a Prometheus recorder, rendered once per round like a scrape) ÷ off.
+    if args.selected("steady/metrics") {
+        metrics_rounds(&rt, &args, &ours, &mut results);
+    }
+
     // Sequential read latency: individually timed reads.
     if args.selected("steady/latency") {
         let n = if args.mode == Mode::Bench { 2000 } else { 50 };
@@ -474,6 +483,18 @@ fn paired_rounds(
     n: u64,
     label: &str,
 ) -> Paired {
+    paired_rounds_with(rt, clients, rounds, n, label, |_| {})
+}
+
+/// [`paired_rounds`], calling `before(i)` before side `i` runs (inside its measured window).
+fn paired_rounds_with(
+    rt: &tokio::runtime::Runtime,
+    clients: [(&str, Rc); 2],
+    rounds: usize,
+    n: u64,
+    label: &str,
+    before: impl Fn(usize),
+) -> Paired {
     let mut p = Paired {
         ops_ratio: Vec::new(),
         cpu_ratio: Vec::new(),
@@ -487,6 +508,7 @@ fn paired_rounds(
         let mut got = [(0.0, 0.0); 2];
         for i in order {
             let cpu0 = sys::threads_cpu(None, "");
+            before(i);
             let wall = rt.block_on(run_ops(&clients[i].1, Op::Read, 256, n));
             let cpu = sys::threads_cpu(None, "").saturating_sub(cpu0);
             got[i] = (
@@ -571,6 +593,114 @@ fn batching_rounds(
     results.add(&group, "zk-failover", "cpu_ratio", p.cpu_ratio);
     results.add(&group, "zk-failover", "cpu_us_on", on_cpu);
     results.add(&group, "zk-failover", "cpu_us_off", off_cpu);
+}
+
+/// Switches the process's metrics between a Prometheus recorder and nothing (the facade's
+/// no-op handles: what a build with the `metrics` feature costs before anyone installs a
+/// recorder).
+struct Switch {
+    on: std::sync::atomic::AtomicBool,
+    prometheus: metrics_exporter_prometheus::PrometheusRecorder,
+}
+
+impl metrics::Recorder for Switch {
+    fn describe_counter(
+        &self,
+        k: metrics::KeyName,
+        u: Option<metrics::Unit>,
+        d: metrics::SharedString,
+    ) {
+        self.prometheus.describe_counter(k, u, d);
+    }
+    fn describe_gauge(
+        &self,
+        k: metrics::KeyName,
+        u: Option<metrics::Unit>,
+        d: metrics::SharedString,
+    ) {
+        self.prometheus.describe_gauge(k, u, d);
+    }
+    fn describe_histogram(
+        &self,
+        k: metrics::KeyName,
+        u: Option<metrics::Unit>,
+        d: metrics::SharedString,
+    ) {
+        self.prometheus.describe_histogram(k, u, d);
+    }
+    fn register_counter(&self, k: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.prometheus.register_counter(k, m)
+        } else {
+            metrics::Counter::noop()
+        }
+    }
+    fn register_gauge(&self, k: &metrics::Key, m: &metrics::Metadata<'_>) -> metrics::Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.prometheus.register_gauge(k, m)
+        } else {
+            metrics::Gauge::noop()
+        }
+    }
+    fn register_histogram(
+        &self,
+        k: &metrics::Key,
+        m: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.prometheus.register_histogram(k, m)
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
+/// Paired rounds of 256 reads in flight with metrics recorded (a Prometheus recorder, its
+/// text rendered once per round) and not, on the same client: ops/s and CPU per read.
+fn metrics_rounds(rt: &tokio::runtime::Runtime, args: &Args, ours: &Client, results: &mut Results) {
+    let (rounds, n) = if args.mode == Mode::Bench {
+        (METRICS_ROUNDS, BATCHING_READS)
+    } else {
+        (1, 300)
+    };
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = prometheus.handle();
+    let switch: &'static Switch = Box::leak(Box::new(Switch {
+        on: std::sync::atomic::AtomicBool::new(false),
+        prometheus,
+    }));
+    if metrics::set_global_recorder(switch).is_err() {
+        println!("steady/metrics: a recorder is already installed; skipped");
+        return;
+    }
+    let p = paired_rounds_with(
+        rt,
+        [
+            ("on", Rc::Ours(ours.clone())),
+            ("off", Rc::Ours(ours.clone())),
+        ],
+        rounds,
+        n,
+        "steady/metrics",
+        |i| {
+            switch.on.store(i == 0, Ordering::Relaxed);
+            if i == 0 {
+                std::hint::black_box(handle.render());
+            }
+        },
+    );
+    let [on_cpu, off_cpu] = p.cpu;
+    println!(
+        "steady/metrics: 256 reads in flight, {rounds} rounds, on ÷ off: ops/s {:.2}×, CPU/op {:.3}× ({:.1} vs {:.1} µs)",
+        median(&p.ops_ratio),
+        median(&p.cpu_ratio),
+        median(&on_cpu),
+        median(&off_cpu)
+    );
+    results.add("metrics", "zk-failover", "ops_ratio", p.ops_ratio);
+    results.add("metrics", "zk-failover", "cpu_ratio", p.cpu_ratio);
+    results.add("metrics", "zk-failover", "cpu_us_on", on_cpu);
+    results.add("metrics", "zk-failover", "cpu_us_off", off_cpu);
 }
 
 /// [`batching_rounds`] over TLS 1.2 with client certificates, on a 3-node ensemble of its own

@@ -8,7 +8,7 @@
 # and restarts servers, and ends with a summary and an SVG latency chart.
 #
 # Options are the demo's own (`bash scripts/demo.sh --help`): --duration SECS, --tls,
-# --connect CONNSTR, --no-faults, --quiet, --plain, --svg FILE.
+# --connect CONNSTR, --no-faults, --quiet, --plain, --svg FILE, --metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +27,11 @@ command -v java >/dev/null || { echo "java is required on PATH (apt-get install 
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
-exec cargo run --quiet --release --example failover_demo -- "$@"
+# --metrics needs the client built with its `metrics` feature (and a Prometheus recorder).
+features=()
+for arg in "$@"; do
+    if [ "$arg" = "--metrics" ]; then
+        features=(--features metrics)
+    fi
+done
+exec cargo run --quiet --release "${features[@]}" --example failover_demo -- "$@"

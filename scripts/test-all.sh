@@ -69,7 +69,12 @@ core_is_pure() {
     echo "zk-session-core: $(echo "$tree" | sort -u | wc -l) crates, none async, TLS or socket"
 }
 
-clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
+# With every feature (metrics on), and the library crates alone with their defaults (metrics
+# off: in a workspace build the bench package turns them on for everyone).
+clippy() {
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+    cargo clippy -p zk-session-core -p zk-session -p zk-client --all-targets -- -D warnings
+}
 
 # Every published crate packages, and each package builds alone from what it ships (cargo
 # verifies them against a local registry holding the workspace's other packages).
@@ -80,7 +85,10 @@ tests() {
     # --all-targets includes the criterion benchmarks, each run once in test mode (smoke).
     # --include-ignored adds the real-ensemble tier (tests marked "needs Java and ZooKeeper"):
     # plain `cargo test --workspace` is the fast tier, which starts no JVM.
-    cargo test --workspace --all-targets --no-fail-fast -- --include-ignored
+    # The `metrics` feature is on, so the metric tests, the demo's --metrics and the
+    # metrics_prometheus example are part of the run.
+    cargo test --workspace --all-targets --features zk-failover/metrics --no-fail-fast \
+        -- --include-ignored
     cargo test --workspace --doc
 }
 

@@ -16,6 +16,9 @@
 //! | [`session`] (`zk-session`) | the session engine: failover and re-establishment, sans-I/O core + tokio driver |
 //! | [`client`] (`zk-client`) | the complete ZooKeeper API with watches that survive failover |
 //!
+//! Feature `metrics`: failover metrics through the `metrics` facade, and `prometheus`, an
+//! exporter for them.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), zk_failover::Error> {
 //! use zk_failover::{Client, CreateMode, client::acl};
@@ -31,3 +34,8 @@ pub use zk_connstr as connstr;
 pub use zk_proto as proto;
 pub use zk_session as session;
 pub use zk_transport as transport;
+
+/// The Prometheus exporter (`metrics-exporter-prometheus`) for the client's failover metrics
+/// (feature `metrics`; the metrics are listed in `docs/metrics.md`).
+#[cfg(feature = "metrics")]
+pub use metrics_exporter_prometheus as prometheus;

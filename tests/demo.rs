@@ -28,6 +28,8 @@ fn demo_keeps_the_session_through_every_fault() {
     cfg.output = demo::OutputMode::Quiet;
     cfg.stop_on_ctrl_c = false;
     cfg.svg = Some(svg.clone());
+    // With the `metrics` feature (scripts/test-all.sh) the run records its metrics too.
+    cfg.metrics = cfg!(feature = "metrics");
 
     let report = rt
         .block_on(async { tokio::time::timeout(Duration::from_secs(180), demo::run(cfg)).await })
@@ -60,6 +62,22 @@ fn demo_keeps_the_session_through_every_fault() {
         "pauses {pauses:?} vs session timeout {limit} ms"
     );
     assert!(report.problems().is_empty(), "{:?}", report.problems());
+
+    if cfg!(feature = "metrics") {
+        let m = report.metrics.as_deref().unwrap_or_default();
+        for series in [
+            "zk_client_reconnects_total{moved=\"true\"}",
+            "zk_client_failover_pause_seconds_count",
+            "zk_client_detector_trips_total{",
+            "zk_client_connection_losses_total{",
+            "zk_client_set_watches_packets_total",
+        ] {
+            assert!(
+                m.contains(series),
+                "{series} missing from the metrics:\n{m}"
+            );
+        }
+    }
 
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));

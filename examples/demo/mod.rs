@@ -11,11 +11,13 @@
 //! | `workload.rs` | writer, reader, persistent-watch and session-state tasks |
 //! | `faults.rs` | the fault schedule and the injector |
 //! | `report.rs` | failover episodes, the summary table and its checks |
+//! | `metrics.rs` | `--metrics`: a Prometheus recorder, rendered after the summary |
 //! | `ui.rs` | the live terminal timeline (plain ANSI) |
 //! | `chart.rs` | the hand-written SVG latency chart |
 
 mod chart;
 mod faults;
+mod metrics;
 mod report;
 mod ui;
 mod workload;
@@ -64,6 +66,8 @@ options:
   --quiet             no live output, only the summary (non-interactive)
   --plain             no ANSI colours or progress line (default when stdout is not a TTY)
   --svg FILE          where to write the latency chart (default target/failover-demo.svg)
+  --metrics           print the client's failover metrics (Prometheus text) at the end
+                      (needs the `metrics` feature; scripts/demo.sh adds it)
   -h, --help          this text";
 
 /// Errors of the command line.
@@ -150,6 +154,8 @@ pub(crate) struct Config {
     pub(crate) session_timeout: Duration,
     /// Stop early (and still summarise) on Ctrl-C.
     pub(crate) stop_on_ctrl_c: bool,
+    /// Record the client's metrics and print them after the summary.
+    pub(crate) metrics: bool,
 }
 
 impl Config {
@@ -165,6 +171,7 @@ impl Config {
             svg: Some(default_svg_path()),
             session_timeout: SESSION_TIMEOUT,
             stop_on_ctrl_c: true,
+            metrics: false,
         }
     }
 
@@ -184,6 +191,7 @@ impl Config {
                     }
                 }
                 "--no-faults" => cfg.faults = false,
+                "--metrics" => cfg.metrics = true,
                 "--connect" => cfg.connect = Some(value("--connect")?),
                 "--duration" => {
                     let v = value("--duration")?;
@@ -401,6 +409,11 @@ fn tls_from_files(files: &TlsFiles, attached: Option<&Ensemble>) -> Result<TlsCo
 
 /// Runs the demo and returns its report (also printed unless quiet).
 pub(crate) async fn run(cfg: Config) -> Result<Report, DemoError> {
+    let recorder = if cfg.metrics {
+        Some(metrics::start()?)
+    } else {
+        None
+    };
     let ui = Arc::new(ui::Ui::new(cfg.output));
     let target = prepare(&cfg, &ui).await?;
     let namer = Namer {
@@ -560,7 +573,7 @@ pub(crate) async fn run(cfg: Config) -> Result<Report, DemoError> {
     let mut samples = write_samples;
     samples.extend(read_samples);
     samples.sort_by(|a, b| a.at.total_cmp(&b.at));
-    let report = Report::build(report::Inputs {
+    let mut report = Report::build(report::Inputs {
         description: target.description.clone(),
         negotiated,
         session_id,
@@ -592,6 +605,7 @@ pub(crate) async fn run(cfg: Config) -> Result<Report, DemoError> {
             source,
         })?;
     }
+    report.metrics = recorder.as_ref().map(metrics::Metrics::render);
     ui.block(&report.render(ui.color()));
 
     // Clean up this run's nodes (best effort) and end the session.

@@ -103,6 +103,8 @@ pub(crate) struct Report {
     pub(crate) changes: Option<u64>,
     pub(crate) counters: ClientCounters,
     pub(crate) svg: Option<PathBuf>,
+    /// With `--metrics`: the client's series in Prometheus' text format.
+    pub(crate) metrics: Option<String>,
 }
 
 fn secs(t0: Instant, at: Instant) -> f64 {
@@ -243,6 +245,7 @@ impl Report {
             changes: i.changes.and_then(|c| u64::try_from(c).ok()),
             counters: i.counters,
             svg: i.svg,
+            metrics: None,
         }
     }
 
@@ -531,6 +534,13 @@ impl Report {
             );
         }
         let _ = writeln!(s, "{bold}{rule}{reset}");
+        if let Some(metrics) = &self.metrics {
+            let _ = writeln!(
+                s,
+                "\n{bold}metrics{reset} (Prometheus text, histogram buckets left out; \
+                 docs/metrics.md)\n{metrics}"
+            );
+        }
         s
     }
 
