@@ -15,6 +15,7 @@
 //! | [`transport`] (`zk-transport`) | the `Connector` trait; TCP, TLS (rustls) and in-memory transports |
 //! | [`session`] (`zk-session`) | the session engine: failover and re-establishment, sans-I/O core + tokio driver |
 //! | [`client`] (`zk-client`) | the complete ZooKeeper API with watches that survive failover |
+//! | [`recipes`] (`zk-recipes`) | a lock and a leader latch (Curator's layouts) whose state follows the session, with fencing |
 //!
 //! Feature `metrics`: failover metrics through the `metrics` facade, and `prometheus`, an
 //! exporter for them.
@@ -32,6 +33,7 @@ pub use zk_client as client;
 pub use zk_client::{Client, CreateMode, Error};
 pub use zk_connstr as connstr;
 pub use zk_proto as proto;
+pub use zk_recipes as recipes;
 pub use zk_session as session;
 pub use zk_transport as transport;
 

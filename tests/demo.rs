@@ -46,6 +46,14 @@ fn demo_keeps_the_session_through_every_fault() {
         report.writes_failed, 0,
         "writes only fail by connection loss"
     );
+    // Writes with a known outcome: none stays unknown, and every one reported applied
+    // changed the counter exactly once.
+    assert_eq!(report.writes_unknown, 0, "writes of unknown outcome");
+    assert_eq!(
+        report.changes,
+        Some(report.writes_ok),
+        "applied writes vs changes"
+    );
     assert!(
         report.watch_covered(),
         "watch events {} vs changes {:?} with {} Resync",

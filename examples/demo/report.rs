@@ -295,12 +295,16 @@ impl Report {
     }
 
     /// Whether every change was either delivered or lies in a gap the client flagged with a
-    /// `Resync` — and the gap holds no more than the writes whose outcome was unknown (a
+    /// `Resync` — and the gap holds no more than the writes whose answer was lost (a
     /// notification is sent before its write's reply, so only those can be missed).
+    /// Applied writes must match the counter's changes exactly.
     pub(crate) fn watch_covered(&self) -> bool {
         match self.missed_events() {
             Some(0) => true,
-            Some(m) if m > 0 => self.resyncs > 0 && m <= i128::from(self.writes_unknown),
+            Some(m) if m > 0 => {
+                self.resyncs > 0
+                    && m <= i128::from(self.writes_unknown + self.counters.writes.applied)
+            }
             _ => false,
         }
     }
@@ -330,6 +334,21 @@ impl Report {
             p.push(format!(
                 "{} writes failed other than by connection loss",
                 self.writes_failed
+            ));
+        }
+        if self.writes_unknown > 0 {
+            p.push(format!(
+                "{} writes of unknown outcome (the known-outcome form should resolve every one)",
+                self.writes_unknown
+            ));
+        }
+        // Every write reported applied changed the counter once, and nothing else did.
+        if let Some(c) = self.changes
+            && c != self.writes_ok
+        {
+            p.push(format!(
+                "{} writes reported applied, but the counter changed {c} times",
+                self.writes_ok
             ));
         }
         if self.ephemeral_missing > 0 || !self.ephemeral_at_end {
@@ -481,8 +500,14 @@ impl Report {
             &mut s,
             "writes",
             format!(
-                "{} ok, {} lost in flight (ConnectionLoss, outcome unknown), {} other failures",
-                self.writes_ok, self.writes_unknown, self.writes_failed
+                "{} ok ({} answers lost in flight, resolved by the servers' state: {} applied, \
+                 {} sent again), {} of unknown outcome, {} other failures",
+                self.writes_ok,
+                self.counters.writes.applied + self.counters.writes.sent_again,
+                self.counters.writes.applied,
+                self.counters.writes.sent_again,
+                self.writes_unknown,
+                self.writes_failed
             ),
         );
         row(

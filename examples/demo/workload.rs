@@ -141,10 +141,24 @@ pub(crate) async fn writer(
     let mut samples = Vec::new();
     let mut tick = interval(WRITE_EVERY);
     let mut n = 0u64;
+    // Versioned writes with a known outcome: after a connection loss the servers' state
+    // says whether the write was applied (`set_data_idempotent`), so none stays unknown.
+    let mut version = None;
     while next_tick(&mut tick, &mut stop).await {
         n += 1;
         let started = Instant::now();
-        let result = client.set_data(&counter, n.to_string(), -1).await;
+        let expected = match version {
+            Some(v) => Ok(v),
+            None => client
+                .get_data(&counter)
+                .await
+                .map(|(_, stat)| stat.version),
+        };
+        let result = match expected {
+            Ok(v) => client.set_data_idempotent(&counter, n.to_string(), v).await,
+            Err(e) => Err(e),
+        };
+        version = result.as_ref().ok().map(|stat| stat.version);
         let ok = result.is_ok();
         match result {
             Ok(_) => Live::bump(&live.writes_ok),

@@ -254,6 +254,7 @@ impl ClientBuilder {
             registry,
             chroot,
             window: Arc::new(Semaphore::new(window)),
+            resolved: crate::known::Resolved::default(),
         });
         let wait = self
             .connect_timeout
@@ -284,6 +285,9 @@ pub(crate) struct Inner {
     registry: Shared,
     chroot: Option<Chroot>,
     window: Arc<Semaphore>,
+    /// Writes of the known-outcome forms whose answer was lost, by how the servers' state
+    /// resolved them.
+    pub(crate) resolved: crate::known::Resolved,
 }
 
 impl std::fmt::Debug for Inner {
@@ -366,6 +370,19 @@ pub struct ClientCounters {
     pub session: Counters,
     /// Watch re-registration and delivery.
     pub watches: WatchCounters,
+    /// Known-outcome writes whose answer was lost, as the servers' state resolved them.
+    pub writes: WriteCounters,
+}
+
+/// Known-outcome writes ([`Client::set_data_idempotent`], [`Client::create_protected`], …)
+/// whose answer was lost with a connection, by what the servers' state showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteCounters {
+    /// The lost attempt had been applied: reported as success, not repeated.
+    pub applied: u64,
+    /// The lost attempt had not been applied: sent again.
+    pub sent_again: u64,
 }
 
 impl Client {
@@ -467,9 +484,19 @@ impl Client {
     /// Session and watch counters.
     #[must_use]
     pub fn counters(&self) -> ClientCounters {
+        self.counters_now()
+    }
+
+    /// What the known-outcome forms count (see [`WriteCounters`]).
+    pub(crate) fn resolved(&self) -> &crate::known::Resolved {
+        &self.inner.resolved
+    }
+
+    fn counters_now(&self) -> ClientCounters {
         ClientCounters {
             session: self.inner.handle.counters(),
             watches: wreg::lock(&self.inner.registry).counters.clone(),
+            writes: self.inner.resolved.snapshot(),
         }
     }
 

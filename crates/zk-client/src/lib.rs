@@ -105,15 +105,17 @@
 pub mod acl;
 mod client;
 mod error;
+mod known;
 mod ops;
 mod telemetry;
 mod watch;
 
 pub use crate::client::{
     Client, ClientBuilder, ClientCounters, DEFAULT_SESSION_TIMEOUT, DEFAULT_SET_WATCHES_BATCH,
-    DEFAULT_WINDOW,
+    DEFAULT_WINDOW, WriteCounters,
 };
 pub use crate::error::{Error, Result};
+pub use crate::known::PROTECTED_PREFIX;
 pub use crate::ops::{
     AddWatchMode, CreateMode, Op, OpResult, ReadOp, ReadResult, Reconfig, WatcherKind,
 };

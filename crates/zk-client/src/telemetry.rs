@@ -7,6 +7,7 @@
 //! | `zk_client_set_watches_packets_total` | counter: `SetWatches`/`SetWatches2` packets written in handshake preambles |
 //! | `zk_client_watches_reregistered_total` | counter: watch paths re-registered, summed over handshakes |
 //! | `zk_client_watch_resyncs_total` | counter: `Resync` events delivered to persistent watchers |
+//! | `zk_client_writes_resolved_total` | counter, label `applied`: known-outcome writes whose answer was lost, resolved by the servers' state (`true`: it had been applied; `false`: sent again) |
 
 #[cfg(feature = "metrics")]
 pub(crate) fn set_watches(packets: u64, watches: u64) {
@@ -22,6 +23,19 @@ pub(crate) fn set_watches(packets: u64, watches: u64) {
 pub(crate) fn resync() {
     metrics::counter!("zk_client_watch_resyncs_total").increment(1);
 }
+
+#[cfg(feature = "metrics")]
+pub(crate) fn write_resolved(applied: bool) {
+    metrics::counter!(
+        "zk_client_writes_resolved_total",
+        "applied" => if applied { "true" } else { "false" }
+    )
+    .increment(1);
+}
+
+#[cfg(not(feature = "metrics"))]
+#[inline]
+pub(crate) const fn write_resolved(_: bool) {}
 
 #[cfg(not(feature = "metrics"))]
 #[inline]

@@ -1,0 +1,129 @@
+//! # zk-recipes
+//!
+//! Coordination recipes on [`zk_client`], built for sessions that survive failover.
+//!
+//! - [`Mutex`]: a distributed lock with the node layout of Curator's `InterProcessMutex`.
+//! - [`LeaderLatch`]: leader election with the node layout of Curator's `LeaderLatch`.
+//!
+//! Both create their node with [`Client::create_protected`](zk_client::Client::create_protected)
+//! (`_c_<uuid>-lock-<seq>` / `_c_<uuid>-latch-<seq>`), so a create whose answer is lost in a
+//! failover is found instead of duplicated, and processes using Curator recognise the nodes.
+//!
+//! ## What "held" means across a failover
+//!
+//! A ZooKeeper lock is held by a *session*: its ephemeral node lives as long as the session.
+//! This client keeps the session through a failover, so the recipes follow the session, not
+//! the connection ([`Hold`]):
+//!
+//! | session | [`Hold`] | meaning |
+//! |---|---|---|
+//! | connected | `Held` | the node exists and this session owns it |
+//! | disconnected, for less than `in_doubt_after` | `Held` | a failover in progress: a pause |
+//! | disconnected for longer | `InDoubt` | the session may expire before it is back: stop acting as holder until it is `Held` again |
+//! | expired (server or local), closed, taken over; the node deleted | `Lost` | for good: another process may hold it now |
+//!
+//! The session cannot be expired by the servers while this client still considers it alive
+//! for less than its timeout, so with `in_doubt_after` below the session timeout a `Held`
+//! guard is never held by two processes at once. (Curator's `SUSPENDED`/`LOST` model, with
+//! the difference that a failover does not end the lock — CURATOR-185, CURATOR-653.)
+//!
+//! ## Fencing
+//!
+//! A holder that was paused (GC, a frozen VM) can act after its lock is gone. The guards'
+//! fenced operations ([`MutexGuard::fenced`]) run as a `multi` whose first operation checks
+//! the lock node: once the node is gone the write fails with [`RecipeError::Lost`] and is
+//! not applied.
+
+#![forbid(unsafe_code)]
+
+mod hold;
+mod latch;
+mod lock;
+
+pub use crate::hold::Hold;
+pub use crate::latch::{LatchState, LeaderLatch, LeaderLatchHandle};
+pub use crate::lock::{Mutex, MutexGuard};
+
+use std::time::Duration;
+
+/// What the recipes can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecipeError {
+    /// The lock or leadership is lost for good (see [`Hold::Lost`]); a fenced write was not
+    /// applied.
+    #[error("lost: the session ended or the node was deleted")]
+    Lost,
+    /// An error from the client.
+    #[error(transparent)]
+    Client(#[from] zk_client::Error),
+}
+
+/// The default threshold after which a disconnected holder is in doubt: a third of a 6 s
+/// session timeout.
+pub const DEFAULT_IN_DOUBT_AFTER: Duration = Duration::from_secs(2);
+
+/// The sequence number ZooKeeper appended to `node` after `marker` (`"lock-"`, `"latch-"`):
+/// what Curator sorts by (`StandardLockInternalsDriver.fixForSorting`).
+fn sequence<'a>(node: &'a str, marker: &str) -> &'a str {
+    node.rfind(marker)
+        .map_or(node, |i| &node[i + marker.len()..])
+}
+
+/// The children of `parent` named `…<marker><seq>`, sorted by sequence.
+fn sorted(mut children: Vec<String>, marker: &str) -> Vec<String> {
+    children.retain(|c| c.contains(marker));
+    children.sort_by(|a, b| sequence(a, marker).cmp(sequence(b, marker)));
+    children
+}
+
+/// `parent/child`.
+fn join(parent: &str, child: &str) -> String {
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+/// Creates `path` and its missing parents as persistent nodes (empty data).
+async fn ensure_path(client: &zk_client::Client, path: &str) -> Result<(), zk_client::Error> {
+    let mut at = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at.push('/');
+        at.push_str(part);
+        match client
+            .create_idempotent(
+                &at,
+                bytes::Bytes::new(),
+                &zk_client::acl::open_unsafe(),
+                zk_client::CreateMode::Persistent,
+            )
+            .await
+        {
+            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_sort_by_their_sequence_whatever_the_protection_prefix() {
+        let nodes = vec![
+            "_c_ffffffff-0000-4000-8000-000000000000-lock-0000000003".to_owned(),
+            "_c_00000000-0000-4000-8000-000000000000-lock-0000000010".to_owned(),
+            "lock-0000000001".to_owned(),
+            "unrelated".to_owned(),
+        ];
+        let s = sorted(nodes, "lock-");
+        assert_eq!(s.len(), 3);
+        assert!(s[0].ends_with("0001") && s[1].ends_with("0003") && s[2].ends_with("0010"));
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/l", "a"), "/l/a");
+    }
+}
