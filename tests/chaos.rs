@@ -29,7 +29,15 @@
 //! - no session ends (expires, is taken over) during the run: a quorum is always reachable;
 //! - every call returns (success or typed error) within its deadline plus slack;
 //! - each worker's ephemeral node exists, owned by its session, while the session lives, and
-//!   is gone once it is closed.
+//!   is gone once it is closed;
+//! - writes with a known outcome (issue 17; each worker its own counter with
+//!   `set_data_idempotent`, and `create_protected` sequential nodes): every reported outcome
+//!   matches the servers' final state — the counter changed exactly as often as writes were
+//!   reported applied (more only by writes that ended in a timeout), and every protected
+//!   create reported done exists exactly once, none twice;
+//! - never two holders of a `zk_recipes::Mutex` at once: two workers contend for one lock
+//!   and a monitor samples both guards' `Hold` every 2 ms; a holder's fenced writes apply
+//!   only while it holds the lock.
 //!
 //! `CHAOS_SEED` replays a schedule (the seed is printed first; timing on a real machine is
 //! not replayed exactly). `CHAOS_SECONDS` sets how long faults are injected (default 140 s,
@@ -54,6 +62,7 @@ use tokio::task::JoinSet;
 use zk_client::{
     AddWatchMode, Client, CreateMode, Error, EventType, Op, SessionState, WatchEvent, acl,
 };
+use zk_recipes::Hold;
 use zk_testkit::{Ensemble, HoldFilter, ProxyMode};
 
 /// Requested session timeout (the largest the default tick of 200 ms allows).
@@ -1098,9 +1107,28 @@ async fn run(seed: u64, secs: u64) {
 
     // Layout.
     let setup = connect(&ens.direct_connect_string()).await;
-    for p in ["/chaos", "/chaos/seq", "/chaos/ctr", "/chaos/eph"] {
+    for p in [
+        "/chaos",
+        "/chaos/seq",
+        "/chaos/ctr",
+        "/chaos/eph",
+        "/chaos/known",
+        "/chaos/prot",
+        "/chaos/lockctr",
+    ] {
         setup
             .create(p, &b""[..], &acl::open_unsafe(), CreateMode::Persistent)
+            .await
+            .unwrap();
+    }
+    for i in 0..WORKERS {
+        setup
+            .create(
+                &known_path(i),
+                &b"0"[..],
+                &acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
             .await
             .unwrap();
     }
@@ -1172,6 +1200,34 @@ async fn run(seed: u64, secs: u64) {
         )));
     }
 
+    let mut known_tasks = Vec::new();
+    for (i, client) in workers.iter().enumerate() {
+        known_tasks.push(tokio::spawn(known_writer(
+            i,
+            client.clone(),
+            Arc::clone(&sh),
+            seed,
+            stop_rx.clone(),
+        )));
+    }
+    let holds: Arc<Mutex<[Option<watch::Receiver<Hold>>; 2]>> = Arc::default();
+    let mut lock_tasks = Vec::new();
+    for (j, client) in workers.iter().take(2).enumerate() {
+        lock_tasks.push(tokio::spawn(lock_contender(
+            j,
+            client.clone(),
+            Arc::clone(&sh),
+            Arc::clone(&holds),
+            seed,
+            stop_rx.clone(),
+        )));
+    }
+    let monitor = tokio::spawn(lock_monitor(
+        Arc::clone(&sh),
+        Arc::clone(&holds),
+        stop_rx.clone(),
+    ));
+
     let until = Instant::now() + Duration::from_secs(secs);
     fault_schedule(&ens, &workers, &sh, seed, until).await;
     // Let the clients settle on the healed ensemble, then stop the workload.
@@ -1182,6 +1238,15 @@ async fn run(seed: u64, secs: u64) {
         logs.push(t.await.expect("worker task"));
     }
     let watch_log = watcher.await.expect("watcher task");
+    let mut known_logs = Vec::new();
+    for t in known_tasks {
+        known_logs.push(t.await.expect("known-outcome writer"));
+    }
+    let mut lock_logs = Vec::new();
+    for t in lock_tasks {
+        lock_logs.push(t.await.expect("lock contender"));
+    }
+    let samples = monitor.await.expect("lock monitor");
 
     // ----- The servers' final state -----
     let observer = connect(&ens.direct_connect_string()).await;
@@ -1215,6 +1280,8 @@ async fn run(seed: u64, secs: u64) {
     check_creates(&sh, &logs, &children, &replicas);
     check_counters(&sh, &logs, &finals);
     check_persistent_watch(&sh, &logs, &watch_log, &finals);
+    let known = check_known(&sh, &observer, &known_logs).await;
+    let lock = check_lock(&sh, &observer, &lock_logs, samples).await;
 
     // Ephemerals: present and owned while the sessions live; gone once they are closed.
     for (i, client) in workers.iter().enumerate() {
@@ -1291,6 +1358,8 @@ async fn run(seed: u64, secs: u64) {
         sh.retryable_errors.load(Ordering::Relaxed),
         sh.slowest_call_ms.load(Ordering::Relaxed),
     );
+    let _ = writeln!(out, "  {known}");
+    let _ = writeln!(out, "  {lock}");
     let anomalies = sh.anomalies.lock().unwrap().clone();
     if !anomalies.is_empty() {
         let _ = writeln!(
@@ -1504,4 +1573,295 @@ fn check_persistent_watch(
             }
         }
     }
+}
+
+// ----- Writes with a known outcome, and the lock (issue 17) -----
+
+fn known_path(i: usize) -> String {
+    format!("/chaos/known/k{i}")
+}
+
+#[derive(Default, Debug)]
+struct KnownLog {
+    /// `set_data_idempotent` calls that returned success.
+    sets_applied: u64,
+    /// Those that ended in a timeout or with the session (the only unknowns left).
+    sets_unknown: u64,
+    /// The data of the last one reported applied.
+    last_applied: Option<u64>,
+    /// `create_protected` calls that returned a path (`w<i>-n<k>-` names).
+    protected: Vec<(u64, String)>,
+    protected_unknown: Vec<u64>,
+    /// Lost answers the client resolved (applied, sent again).
+    resolved: (u64, u64),
+}
+
+/// One worker's known-outcome writes until `stop`: versioned `set_data_idempotent` of its own
+/// counter, and every third round a protected sequential create.
+async fn known_writer(
+    i: usize,
+    client: Client,
+    sh: Arc<Shared>,
+    seed: u64,
+    mut stop: watch::Receiver<bool>,
+) -> KnownLog {
+    let mut rng = Rng::new(seed ^ ((i as u64 + 1) * 0x6b6e_6f77));
+    let path = known_path(i);
+    let mut log = KnownLog::default();
+    let mut version = Some(0);
+    let mut n = 0_u64;
+    while !*stop.borrow() && !client.state().is_terminal() {
+        n += 1;
+        let v = match version {
+            Some(v) => v,
+            None => match client.get_data(&path).await {
+                Ok((_, stat)) => stat.version,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let r = known_call(&sh, "set_data_idempotent", async {
+            client.set_data_idempotent(&path, n.to_string(), v).await
+        })
+        .await;
+        version = None;
+        match r {
+            Ok(stat) => {
+                log.sets_applied += 1;
+                log.last_applied = Some(n);
+                version = Some(stat.version);
+            }
+            Err(Error::BadVersion) => sh.violation(format!(
+                "{path}: BadVersion for the only writer (expected version {v})"
+            )),
+            Err(e) if outcome(&e) == Outcome::Unknown => log.sets_unknown += 1,
+            Err(_) => {}
+        }
+        if n.is_multiple_of(3) {
+            let r = known_call(&sh, "create_protected", async {
+                client
+                    .create_protected(
+                        &format!("/chaos/prot/w{i}-n{n}-"),
+                        &b"p"[..],
+                        &acl::open_unsafe(),
+                        CreateMode::PersistentSequential,
+                    )
+                    .await
+            })
+            .await;
+            match r {
+                Ok(p) => log.protected.push((n, p)),
+                Err(e) if outcome(&e) == Outcome::Unknown => log.protected_unknown.push(n),
+                Err(_) => {}
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(rng.ms(10, 60)) => {}
+            () = stopped(&mut stop) => {}
+        }
+    }
+    let w = client.counters().writes;
+    log.resolved = (w.applied, w.sent_again);
+    log
+}
+
+/// A known-outcome call: it may send its write more than once, each send with the call
+/// deadline, so it is only held to "returns at all" (a minute).
+async fn known_call<R>(
+    sh: &Shared,
+    what: &str,
+    f: impl Future<Output = Result<R, Error>>,
+) -> Result<R, Error> {
+    sh.calls.fetch_add(1, Ordering::Relaxed);
+    match tokio::time::timeout(Duration::from_secs(60), f).await {
+        Ok(r) => r,
+        Err(_) => {
+            sh.violation(format!("{what} never returned"));
+            Err(Error::Timeout)
+        }
+    }
+}
+
+/// Every known-outcome write's reported result against the servers' final state.
+async fn check_known(sh: &Shared, observer: &Client, logs: &[KnownLog]) -> String {
+    let mut mismatches = 0;
+    for (i, log) in logs.iter().enumerate() {
+        let path = known_path(i);
+        let (data, stat) = observer.get_data(&path).await.unwrap();
+        let version = u64::try_from(stat.version).unwrap();
+        let exact = log.sets_unknown == 0;
+        if version < log.sets_applied || version > log.sets_applied + log.sets_unknown {
+            mismatches += 1;
+            sh.violation(format!(
+                "{path}: changed {version} times, {} writes reported applied, {} unknown",
+                log.sets_applied, log.sets_unknown
+            ));
+        } else if exact
+            && log.last_applied.map(|n| n.to_string().into_bytes()) != Some(data.to_vec())
+            && log.sets_applied > 0
+        {
+            mismatches += 1;
+            sh.violation(format!(
+                "{path}: holds {:?}, the last write reported applied was {:?}",
+                String::from_utf8_lossy(&data),
+                log.last_applied
+            ));
+        }
+    }
+    let children = observer.get_children("/chaos/prot").await.unwrap();
+    let mut by_write: HashMap<String, usize> = HashMap::new();
+    for c in &children {
+        // _c_<uuid>-w<i>-n<k>-<seq>
+        let key = c
+            .get(40..)
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map_or_else(|| c.clone(), |(k, _)| k.to_owned());
+        *by_write.entry(key).or_default() += 1;
+    }
+    for (key, n) in &by_write {
+        if *n > 1 {
+            mismatches += 1;
+            sh.violation(format!("protected create {key} applied {n} times"));
+        }
+    }
+    let mut acked = 0;
+    let mut unknown = 0;
+    for (i, log) in logs.iter().enumerate() {
+        for (n, p) in &log.protected {
+            acked += 1;
+            let name = p.rsplit('/').next().unwrap_or_default();
+            if !children.iter().any(|c| c == name) {
+                mismatches += 1;
+                sh.violation(format!("protected create w{i}-n{n} reported done as {p}, absent"));
+            }
+        }
+        unknown += log.protected_unknown.len();
+        let mine = by_write
+            .keys()
+            .filter(|k| k.starts_with(&format!("w{i}-")))
+            .count();
+        if mine > log.protected.len() + log.protected_unknown.len() {
+            mismatches += 1;
+            sh.violation(format!(
+                "worker {i}: {mine} protected nodes, {} reported done, {} unknown",
+                log.protected.len(),
+                log.protected_unknown.len()
+            ));
+        }
+    }
+    let sets: u64 = logs.iter().map(|l| l.sets_applied).sum();
+    let sets_unknown: u64 = logs.iter().map(|l| l.sets_unknown).sum();
+    let (applied, again) = logs
+        .iter()
+        .fold((0, 0), |(a, b), l| (a + l.resolved.0, b + l.resolved.1));
+    format!(
+        "known-outcome writes: {sets} set_data_idempotent + {acked} create_protected reported \
+         done ({sets_unknown} + {unknown} ended in a timeout); lost answers resolved by the \
+         servers' state: {applied} applied, {again} sent again; outcome mismatches: {mismatches}"
+    )
+}
+
+#[derive(Default, Debug)]
+struct LockLog {
+    held: u64,
+    fenced_ok: u64,
+    fenced_unknown: u64,
+}
+
+/// Takes the lock, makes a fenced write, holds it a little, releases; until `stop`.
+async fn lock_contender(
+    j: usize,
+    client: Client,
+    sh: Arc<Shared>,
+    holds: Arc<Mutex<[Option<watch::Receiver<Hold>>; 2]>>,
+    seed: u64,
+    mut stop: watch::Receiver<bool>,
+) -> LockLog {
+    let mut rng = Rng::new(seed ^ ((j as u64 + 1) * 0x6c6f_636b));
+    // In doubt well before the servers could expire the session (T/3 of silence + 1 s < T).
+    let lock = zk_recipes::Mutex::new(client.clone(), "/chaos/lock")
+        .in_doubt_after(Duration::from_secs(1));
+    let mut log = LockLog::default();
+    while !*stop.borrow() && !client.state().is_terminal() {
+        let guard = match lock.try_acquire(OP).await {
+            Ok(Some(g)) => g,
+            Ok(None) => continue,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        holds.lock().unwrap()[j] = Some(guard.hold_stream());
+        log.held += 1;
+        sh.calls.fetch_add(1, Ordering::Relaxed);
+        let r = guard
+            .fenced(vec![Op::SetData {
+                path: "/chaos/lockctr".into(),
+                data: format!("{j}").into(),
+                version: -1,
+            }])
+            .await;
+        match r {
+            Ok(_) => log.fenced_ok += 1,
+            Err(zk_recipes::RecipeError::Client(e)) if outcome(&e) == Outcome::Unknown => {
+                log.fenced_unknown += 1;
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(rng.ms(20, 200)) => {}
+            () = stopped(&mut stop) => {}
+        }
+        holds.lock().unwrap()[j] = None;
+        let _ = guard.release().await;
+    }
+    log
+}
+
+/// Samples both contenders' holds every 2 ms: never both `Held`. Returns the samples taken.
+async fn lock_monitor(
+    sh: Arc<Shared>,
+    holds: Arc<Mutex<[Option<watch::Receiver<Hold>>; 2]>>,
+    stop: watch::Receiver<bool>,
+) -> u64 {
+    let mut samples = 0;
+    let mut reported = false;
+    while !*stop.borrow() {
+        let held = holds
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .filter(|h| *h.borrow() == Hold::Held)
+            .count();
+        samples += 1;
+        if held > 1 && !reported {
+            reported = true;
+            sh.violation("two holders of /chaos/lock at once".to_owned());
+        } else if held <= 1 {
+            reported = false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    samples
+}
+
+/// The fenced writes against the lock counter's final version.
+async fn check_lock(sh: &Shared, observer: &Client, logs: &[LockLog], samples: u64) -> String {
+    let (_, stat) = observer.get_data("/chaos/lockctr").await.unwrap();
+    let version = u64::try_from(stat.version).unwrap();
+    let ok: u64 = logs.iter().map(|l| l.fenced_ok).sum();
+    let unknown: u64 = logs.iter().map(|l| l.fenced_unknown).sum();
+    if version < ok || version > ok + unknown {
+        sh.violation(format!(
+            "/chaos/lockctr: {version} fenced writes applied, {ok} reported, {unknown} unknown"
+        ));
+    }
+    let held: Vec<u64> = logs.iter().map(|l| l.held).collect();
+    format!(
+        "lock: held {held:?} times by the two contenders, {ok} fenced writes ({unknown} unknown), \
+         {samples} samples of both holds, never two holders unless reported above"
+    )
 }
