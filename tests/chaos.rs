@@ -1734,7 +1734,9 @@ async fn check_known(sh: &Shared, observer: &Client, logs: &[KnownLog]) -> Strin
             let name = p.rsplit('/').next().unwrap_or_default();
             if !children.iter().any(|c| c == name) {
                 mismatches += 1;
-                sh.violation(format!("protected create w{i}-n{n} reported done as {p}, absent"));
+                sh.violation(format!(
+                    "protected create w{i}-n{n} reported done as {p}, absent"
+                ));
             }
         }
         unknown += log.protected_unknown.len();

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use zk_client::{Client, CreateMode, Error, Op, OpResult, acl};
 
 use crate::hold::{self, Hold};
-use crate::{DEFAULT_IN_DOUBT_AFTER, RecipeError, ensure_path, join, sorted};
+use crate::{RecipeError, default_in_doubt_after, ensure_path, join, sorted};
 
 /// Curator's latch node name (`LeaderLatch`: `latch-`).
 const LATCH_NAME: &str = "latch-";
@@ -37,7 +37,7 @@ pub struct LeaderLatch {
     client: Client,
     path: String,
     id: Bytes,
-    in_doubt_after: Duration,
+    in_doubt_after: Option<Duration>,
 }
 
 impl LeaderLatch {
@@ -48,15 +48,16 @@ impl LeaderLatch {
             client,
             path: path.to_owned(),
             id: id.into(),
-            in_doubt_after: DEFAULT_IN_DOUBT_AFTER,
+            in_doubt_after: None,
         }
     }
 
-    /// How long the session may be disconnected before a leader is
-    /// [`LatchState::InDoubt`] (default 2 s). Keep it below the session timeout.
+    /// How long the session may be disconnected before a leader is [`LatchState::InDoubt`]
+    /// (default: a third of the negotiated session timeout). Keep `T/3 + in_doubt_after`
+    /// below the session timeout `T`.
     #[must_use]
     pub const fn in_doubt_after(mut self, d: Duration) -> Self {
-        self.in_doubt_after = d;
+        self.in_doubt_after = Some(d);
         self
     }
 
@@ -80,7 +81,8 @@ impl LeaderLatch {
             self.client.clone(),
             self.path.clone(),
             node.clone(),
-            self.in_doubt_after,
+            self.in_doubt_after
+                .unwrap_or_else(|| default_in_doubt_after(&self.client)),
             tx,
         ));
         Ok(LeaderLatchHandle {

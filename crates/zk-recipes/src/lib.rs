@@ -22,9 +22,10 @@
 //! | disconnected for longer | `InDoubt` | the session may expire before it is back: stop acting as holder until it is `Held` again |
 //! | expired (server or local), closed, taken over; the node deleted | `Lost` | for good: another process may hold it now |
 //!
-//! The session cannot be expired by the servers while this client still considers it alive
-//! for less than its timeout, so with `in_doubt_after` below the session timeout a `Held`
-//! guard is never held by two processes at once. (Curator's `SUSPENDED`/`LOST` model, with
+//! The servers expire a session only after its timeout `T` without hearing from it; a holder
+//! is in doubt after the failure detector's `T/3` of silence plus `in_doubt_after` (default
+//! `T/3`). With `T/3 + in_doubt_after + one-way latency < T` a `Held` lock is never held by
+//! two processes at once. (Curator's `SUSPENDED`/`LOST` model, with
 //! the difference that a failover does not end the lock — CURATOR-185, CURATOR-653.)
 //!
 //! ## Fencing
@@ -59,9 +60,14 @@ pub enum RecipeError {
     Client(#[from] zk_client::Error),
 }
 
-/// The default threshold after which a disconnected holder is in doubt: a third of a 6 s
-/// session timeout.
-pub const DEFAULT_IN_DOUBT_AFTER: Duration = Duration::from_secs(2);
+/// The threshold after which a disconnected holder is in doubt, unless set: a third of the
+/// negotiated session timeout (the detector's `T/3` of silence plus `T/3` leaves `T/3` of
+/// margin before the servers could expire the session).
+fn default_in_doubt_after(client: &zk_client::Client) -> Duration {
+    client
+        .negotiated_timeout()
+        .map_or(Duration::from_secs(2), |t| t / 3)
+}
 
 /// The sequence number ZooKeeper appended to `node` after `marker` (`"lock-"`, `"latch-"`):
 /// what Curator sorts by (`StandardLockInternalsDriver.fixForSorting`).

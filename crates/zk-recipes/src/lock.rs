@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use zk_client::{Client, CreateMode, Error, Op, OpResult, acl};
 
 use crate::hold::{self, Follower, Hold};
-use crate::{DEFAULT_IN_DOUBT_AFTER, RecipeError, ensure_path, join, sorted};
+use crate::{RecipeError, default_in_doubt_after, ensure_path, join, sorted};
 
 /// Curator's lock node name (`LockInternals`: `lock-`).
 const LOCK_NAME: &str = "lock-";
@@ -35,7 +35,7 @@ pub struct Mutex {
     client: Client,
     path: String,
     data: Bytes,
-    in_doubt_after: Duration,
+    in_doubt_after: Option<Duration>,
 }
 
 impl Mutex {
@@ -46,16 +46,22 @@ impl Mutex {
             client,
             path: path.to_owned(),
             data: Bytes::new(),
-            in_doubt_after: DEFAULT_IN_DOUBT_AFTER,
+            in_doubt_after: None,
         }
     }
 
-    /// How long the session may be disconnected before a held lock is
-    /// [`Hold::InDoubt`] (default 2 s). Keep it below the session timeout.
+    /// How long the session may be disconnected before a held lock is [`Hold::InDoubt`]
+    /// (default: a third of the negotiated session timeout). Keep
+    /// `T/3 + in_doubt_after` below the session timeout `T`.
     #[must_use]
     pub const fn in_doubt_after(mut self, d: Duration) -> Self {
-        self.in_doubt_after = d;
+        self.in_doubt_after = Some(d);
         self
+    }
+
+    fn doubt(&self) -> Duration {
+        self.in_doubt_after
+            .unwrap_or_else(|| default_in_doubt_after(&self.client))
     }
 
     /// Data stored in this contender's node (Curator stores the host's address).
@@ -100,7 +106,7 @@ impl Mutex {
         match self.wait_first(&node, deadline).await {
             Ok(true) => {
                 let (state, follower) =
-                    hold::follow(self.client.clone(), node.clone(), self.in_doubt_after);
+                    hold::follow(self.client.clone(), node.clone(), self.doubt());
                 Ok(Some(MutexGuard {
                     client: self.client.clone(),
                     node,
