@@ -1121,21 +1121,12 @@ async fn run(seed: u64, secs: u64) {
             .await
             .unwrap();
     }
-    for i in 0..WORKERS {
+    // The CAS counters and the known-outcome writers' counters start at "0".
+    let counters = (0..COUNTERS).map(ctr).chain((0..WORKERS).map(known_path));
+    for path in counters {
         setup
             .create(
-                &known_path(i),
-                &b"0"[..],
-                &acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
-            .await
-            .unwrap();
-    }
-    for c in 0..COUNTERS {
-        setup
-            .create(
-                &ctr(c),
+                &path,
                 &b"0"[..],
                 &acl::open_unsafe(),
                 CreateMode::Persistent,

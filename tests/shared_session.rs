@@ -31,13 +31,7 @@ const OP: Duration = Duration::from_secs(5);
 /// The loser must have given up within this (generous for a busy 2-core machine).
 const GIVE_UP: Duration = Duration::from_secs(45);
 
-static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
+static RT: LazyLock<&'static tokio::runtime::Runtime> = LazyLock::new(zk_testkit::test_runtime);
 static ENS: OnceLock<Ensemble> = OnceLock::new();
 static SERIAL: Mutex<()> = Mutex::new(());
 

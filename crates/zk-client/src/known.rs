@@ -208,34 +208,20 @@ impl Client {
             });
         }
         let data = data.into();
-        let mut was_lost = false;
-        loop {
-            match self.create(path, data.clone(), acl, mode).await {
-                Err(e) if lost(&e) => was_lost = true,
-                Ok(p) if was_lost => {
-                    self.resolved().record(false);
-                    return Ok(p);
-                }
-                Err(Error::NodeExists) if was_lost => {
-                    let (current, stat) = match self.get_data(path).await {
-                        Err(e) if lost(&e) => continue,
-                        other => other?,
-                    };
-                    let owner = if mode.is_ephemeral() {
-                        self.session_id()
-                    } else {
-                        0
-                    };
-                    return if current == data && stat.ephemeral_owner == owner {
-                        self.resolved().record(true);
-                        Ok(path.to_owned())
-                    } else {
-                        Err(Error::NodeExists)
-                    };
-                }
-                other => return other,
-            }
-        }
+        let owner = if mode.is_ephemeral() {
+            self.session_id()
+        } else {
+            0
+        };
+        self.resolve(
+            || self.create(path, data.clone(), acl, mode),
+            |e| matches!(e, Error::NodeExists),
+            || async {
+                let (current, stat) = self.get_data(path).await?;
+                Ok((current == data && stat.ephemeral_owner == owner).then(|| path.to_owned()))
+            },
+        )
+        .await
     }
 
     /// `setData` with an expected version, whose outcome is decided after a connection loss:
@@ -258,29 +244,15 @@ impl Client {
             });
         }
         let data = data.into();
-        let mut was_lost = false;
-        loop {
-            match self.set_data(path, data.clone(), version).await {
-                Err(e) if lost(&e) => was_lost = true,
-                Ok(stat) if was_lost => {
-                    self.resolved().record(false);
-                    return Ok(stat);
-                }
-                Err(Error::BadVersion) if was_lost => {
-                    let (current, stat) = match self.get_data(path).await {
-                        Err(e) if lost(&e) => continue,
-                        other => other?,
-                    };
-                    return if stat.version == version.wrapping_add(1) && current == data {
-                        self.resolved().record(true);
-                        Ok(stat)
-                    } else {
-                        Err(Error::BadVersion)
-                    };
-                }
-                other => return other,
-            }
-        }
+        self.resolve(
+            || self.set_data(path, data.clone(), version),
+            |e| matches!(e, Error::BadVersion),
+            || async {
+                let (current, stat) = self.get_data(path).await?;
+                Ok((stat.version == version.wrapping_add(1) && current == data).then_some(stat))
+            },
+        )
+        .await
     }
 
     /// `delete` whose outcome is decided after a connection loss: sent again; `NoNode` then
@@ -289,18 +261,47 @@ impl Client {
     /// # Errors
     /// As [`Client::delete`].
     pub async fn delete_idempotent(&self, path: &str, version: i32) -> Result<()> {
+        self.resolve(
+            || self.delete(path, version),
+            |e| matches!(e, Error::NoNode),
+            || async { Ok(Some(())) },
+        )
+        .await
+    }
+
+    /// Sends `write` until it is answered. After a lost answer, an answer that `conflict`
+    /// recognises (the write meeting its own earlier effect) is decided by `applied`, which
+    /// reads the servers' state: `Some` — the lost attempt had been applied; `None` — a
+    /// real conflict, returned as such. A success after a loss means the lost attempt had
+    /// not been applied.
+    async fn resolve<T, W, A>(
+        &self,
+        mut write: impl FnMut() -> W,
+        conflict: impl Fn(&Error) -> bool,
+        mut applied: impl FnMut() -> A,
+    ) -> Result<T>
+    where
+        W: Future<Output = Result<T>>,
+        A: Future<Output = Result<Option<T>>>,
+    {
         let mut was_lost = false;
         loop {
-            match self.delete(path, version).await {
+            match write().await {
                 Err(e) if lost(&e) => was_lost = true,
-                Ok(()) if was_lost => {
+                Ok(v) if was_lost => {
                     self.resolved().record(false);
-                    return Ok(());
+                    return Ok(v);
                 }
-                Err(Error::NoNode) if was_lost => {
-                    self.resolved().record(true);
-                    return Ok(());
-                }
+                Err(e) if was_lost && conflict(&e) => match applied().await {
+                    // The read was lost too: ask again (the write meets its effect again).
+                    Err(e2) if lost(&e2) => {}
+                    Err(e2) => return Err(e2),
+                    Ok(Some(v)) => {
+                        self.resolved().record(true);
+                        return Ok(v);
+                    }
+                    Ok(None) => return Err(e),
+                },
                 other => return other,
             }
         }

@@ -32,17 +32,49 @@ const WAIT: Duration = Duration::from_secs(30);
 const SET_DATA: i32 = 5;
 const CREATE: i32 = 1;
 
+/// The plain form's answer after the fault: outcome unknown.
+fn assert_unknown<T: std::fmt::Debug>(r: &zk_client::Result<T>) {
+    assert!(
+        matches!(
+            r,
+            Err(Error::ConnectionLoss {
+                outcome_unknown: true
+            })
+        ),
+        "{r:?}"
+    );
+}
+
+/// A protected ephemeral sequential create under `/known-q`.
+async fn protected(c: Client, data: &'static str) -> zk_client::Result<String> {
+    let open = acl::open_unsafe();
+    c.create_protected(
+        "/known-q/lock-",
+        data,
+        &open,
+        CreateMode::EphemeralSequential,
+    )
+    .await
+}
+
+/// An idempotent create of `path`.
+async fn idempotent(
+    c: Client,
+    path: &str,
+    data: &'static str,
+    mode: CreateMode,
+) -> zk_client::Result<String> {
+    c.create_idempotent(path, data, &acl::open_unsafe(), mode)
+        .await
+}
+
 fn ensemble() -> &'static Ensemble {
     ensemble_with(&ENS, || Ensemble::builder().nodes(3).proxies(true))
 }
 
+/// A client through the proxies (the common 4 s session).
 async fn client(ens: &Ensemble) -> Client {
-    Client::builder(&ens.connect_string())
-        .session_timeout(Duration::from_secs(4))
-        .connect_timeout(WAIT)
-        .connect()
-        .await
-        .unwrap()
+    common::client(&ens.connect_string()).await
 }
 
 fn proxy_of<'a>(ens: &'a Ensemble, c: &Client) -> &'a zk_testkit::FaultProxy {
@@ -93,14 +125,9 @@ fn idempotent_set_data_resolves_lost_answers_and_lost_requests() {
     run(Duration::from_secs(300), async move {
         let c = client(ens).await;
         let id = c.session_id();
-        c.create(
-            "/known-set",
-            "0",
-            &acl::open_unsafe(),
-            CreateMode::Persistent,
-        )
-        .await
-        .unwrap();
+        idempotent(c.clone(), "/known-set", "0", CreateMode::Persistent)
+            .await
+            .unwrap();
 
         // The control: a plain versioned write whose answer is lost is "outcome unknown",
         // although the server applied it.
@@ -111,15 +138,7 @@ fn idempotent_set_data_resolves_lost_answers_and_lost_requests() {
             async move { c2.set_data("/known-set", "1", 0).await },
         )
         .await;
-        assert!(
-            matches!(
-                plain,
-                Err(Error::ConnectionLoss {
-                    outcome_unknown: true
-                })
-            ),
-            "{plain:?}"
-        );
+        assert_unknown(&plain);
         let (data, stat) = c.get_data("/known-set").await.unwrap();
         assert_eq!((&data[..], stat.version), (&b"1"[..], 1), "applied");
 
@@ -168,55 +187,22 @@ fn idempotent_create_and_delete_resolve_lost_answers() {
         let id = c.session_id();
 
         // An ephemeral created, its answer lost: found, owned by this session.
-        let c2 = c.clone();
-        let path = answer_lost(ens, &c, async move {
-            c2.create_idempotent(
-                "/known-eph",
-                "e",
-                &acl::open_unsafe(),
-                CreateMode::Ephemeral,
-            )
-            .await
-        })
-        .await
-        .unwrap();
+        let made = idempotent(c.clone(), "/known-eph", "e", CreateMode::Ephemeral);
+        let path = answer_lost(ens, &c, made).await.unwrap();
         assert_eq!(path, "/known-eph");
         let stat = c.exists("/known-eph").await.unwrap().unwrap();
         assert_eq!(stat.ephemeral_owner, id);
 
         // Another client's node at the path is not ours.
         let other = client(ens).await;
-        other
-            .create(
-                "/known-p",
-                "theirs",
-                &acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
+        idempotent(other.clone(), "/known-p", "theirs", CreateMode::Persistent)
             .await
             .unwrap();
-        let c2 = c.clone();
-        let r = request_lost(ens, &c, CREATE, async move {
-            c2.create_idempotent(
-                "/known-p",
-                "ours",
-                &acl::open_unsafe(),
-                CreateMode::Persistent,
-            )
-            .await
-        })
-        .await;
+        let made = idempotent(c.clone(), "/known-p", "ours", CreateMode::Persistent);
+        let r = request_lost(ens, &c, CREATE, made).await;
         assert!(matches!(r, Err(Error::NodeExists)), "{r:?}");
-        assert!(matches!(
-            c.create_idempotent(
-                "/q",
-                "",
-                &acl::open_unsafe(),
-                CreateMode::PersistentSequential
-            )
-            .await,
-            Err(Error::InvalidArgument { .. })
-        ));
+        let seq = idempotent(c.clone(), "/q", "", CreateMode::PersistentSequential).await;
+        assert!(matches!(seq, Err(Error::InvalidArgument { .. })), "{seq:?}");
 
         // A delete applied, its answer lost: done.
         let c2 = c.clone();
@@ -258,18 +244,9 @@ fn protected_create_finds_its_sequential_node_after_a_lost_answer() {
             .unwrap();
 
         // Applied, answer lost: the one node is found, not created twice.
-        let c2 = c.clone();
-        let path = answer_lost(ens, &c, async move {
-            c2.create_protected(
-                "/known-q/lock-",
-                "a",
-                &acl::open_unsafe(),
-                CreateMode::EphemeralSequential,
-            )
+        let path = answer_lost(ens, &c, protected(c.clone(), "a"))
             .await
-        })
-        .await
-        .unwrap();
+            .unwrap();
         let children = c.get_children("/known-q").await.unwrap();
         assert_eq!(children.len(), 1, "{children:?}");
         let child = path.strip_prefix("/known-q/").unwrap();
@@ -280,18 +257,9 @@ fn protected_create_finds_its_sequential_node_after_a_lost_answer() {
         assert_eq!(c.exists(&path).await.unwrap().unwrap().ephemeral_owner, id);
 
         // Never applied: created now, once.
-        let c2 = c.clone();
-        let second = request_lost(ens, &c, CREATE, async move {
-            c2.create_protected(
-                "/known-q/lock-",
-                "b",
-                &acl::open_unsafe(),
-                CreateMode::EphemeralSequential,
-            )
+        let second = request_lost(ens, &c, CREATE, protected(c.clone(), "b"))
             .await
-        })
-        .await
-        .unwrap();
+            .unwrap();
         let children = c.get_children("/known-q").await.unwrap();
         assert_eq!(children.len(), 2, "{children:?}");
         assert_ne!(second, path);
@@ -300,24 +268,12 @@ fn protected_create_finds_its_sequential_node_after_a_lost_answer() {
         // for protection): one more node, outcome unknown.
         let c2 = c.clone();
         let plain = answer_lost(ens, &c, async move {
-            c2.create(
-                "/known-q/lock-",
-                "c",
-                &acl::open_unsafe(),
-                CreateMode::EphemeralSequential,
-            )
-            .await
+            let open = acl::open_unsafe();
+            let mode = CreateMode::EphemeralSequential;
+            c2.create("/known-q/lock-", "c", &open, mode).await
         })
         .await;
-        assert!(
-            matches!(
-                plain,
-                Err(Error::ConnectionLoss {
-                    outcome_unknown: true
-                })
-            ),
-            "{plain:?}"
-        );
+        assert_unknown(&plain);
         assert_eq!(c.get_children("/known-q").await.unwrap().len(), 3);
         c.close().await;
         let cleanup = client(ens).await;

@@ -293,25 +293,25 @@ fn answer(ens: &Ensemble, session: i64, header: RequestHeader, body: Bytes) -> (
         Request::SetData(r) => set_data(&mut st, &r.path, r.data, r.version).map(|stat| {
             SetDataResponse { stat }.encode(&mut out);
         }),
-        Request::SetWatches(w) => {
+        Request::SetWatches(zk_proto::SetWatches {
+            relative_zxid,
+            data_watches,
+            exist_watches,
+            ..
+        })
+        | Request::SetWatches2(zk_proto::SetWatches2 {
+            relative_zxid,
+            data_watches,
+            exist_watches,
+            ..
+        }) => {
             st.set_watches += 1;
             re_register(
                 &mut st,
                 session,
-                w.relative_zxid,
-                &w.data_watches,
-                &w.exist_watches,
-            );
-            Ok(())
-        }
-        Request::SetWatches2(w) => {
-            st.set_watches += 1;
-            re_register(
-                &mut st,
-                session,
-                w.relative_zxid,
-                &w.data_watches,
-                &w.exist_watches,
+                relative_zxid,
+                &data_watches,
+                &exist_watches,
             );
             Ok(())
         }

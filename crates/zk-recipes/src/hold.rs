@@ -22,10 +22,10 @@ pub enum Hold {
     Lost,
 }
 
-/// The task following a hold; it holds a clone of the client (which keeps the session open),
-/// so it ends with its owner.
+/// A task following a hold (or an election); it holds a clone of the client (which keeps
+/// the session open), so it is aborted when its owner drops it.
 #[derive(Debug)]
-pub(crate) struct Follower(JoinHandle<()>);
+pub(crate) struct Follower(pub(crate) JoinHandle<()>);
 
 impl Drop for Follower {
     fn drop(&mut self) {

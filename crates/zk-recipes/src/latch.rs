@@ -4,11 +4,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use zk_client::{Client, CreateMode, Error, Op, OpResult, acl};
+use zk_client::{Client, Op, OpResult};
 
-use crate::hold::{self, Hold};
-use crate::{RecipeError, default_in_doubt_after, ensure_path, join, sorted};
+use crate::hold::{self, Follower, Hold};
+use crate::{OwnedNode, RecipeError, default_in_doubt_after, join, join_queue, sorted};
 
 /// Curator's latch node name (`LeaderLatch`: `latch-`).
 const LATCH_NAME: &str = "latch-";
@@ -66,16 +65,7 @@ impl LeaderLatch {
     /// # Errors
     /// Client errors while creating the node.
     pub async fn start(&self) -> Result<LeaderLatchHandle, RecipeError> {
-        ensure_path(&self.client, &self.path).await?;
-        let node = self
-            .client
-            .create_protected(
-                &join(&self.path, LATCH_NAME),
-                self.id.clone(),
-                &acl::open_unsafe(),
-                CreateMode::EphemeralSequential,
-            )
-            .await?;
+        let node = join_queue(&self.client, &self.path, LATCH_NAME, self.id.clone()).await?;
         let (tx, rx) = watch::channel(LatchState::Candidate);
         let task = tokio::spawn(run(
             self.client.clone(),
@@ -86,10 +76,12 @@ impl LeaderLatch {
             tx,
         ));
         Ok(LeaderLatchHandle {
-            client: self.client.clone(),
-            node,
+            node: OwnedNode {
+                client: self.client.clone(),
+                path: node,
+            },
             state: rx,
-            task,
+            task: Follower(task),
         })
     }
 }
@@ -157,10 +149,10 @@ async fn run(
 /// A participant in the election; dropping it leaves the election (in the background).
 #[derive(Debug)]
 pub struct LeaderLatchHandle {
-    client: Client,
-    node: String,
+    // Declared first: the task stops before the node is deleted.
+    task: Follower,
+    node: OwnedNode,
     state: watch::Receiver<LatchState>,
-    task: JoinHandle<()>,
 }
 
 impl LeaderLatchHandle {
@@ -194,7 +186,7 @@ impl LeaderLatchHandle {
     /// This participant's node (`<path>/_c_<uuid>-latch-<seq>`).
     #[must_use]
     pub fn node(&self) -> &str {
-        &self.node
+        &self.node.path
     }
 
     /// Runs `ops` as one transaction that applies only while this participant leads: the
@@ -207,46 +199,16 @@ impl LeaderLatchHandle {
         if !matches!(self.state(), LatchState::Leader | LatchState::InDoubt) {
             return Err(RecipeError::Lost);
         }
-        let mut all = Vec::with_capacity(ops.len() + 1);
-        all.push(Op::Check {
-            path: self.node.clone(),
-            version: -1,
-        });
-        all.extend(ops);
-        match self.client.multi(all).await {
-            Ok(mut results) => {
-                results.remove(0);
-                Ok(results)
-            }
-            Err(Error::MultiFailed { index: 0, .. }) => Err(RecipeError::Lost),
-            Err(e) => Err(e.into()),
-        }
+        self.node.fenced(ops).await
     }
 
     /// Leaves the election: deletes the node (the next participant leads).
     ///
     /// # Errors
     /// Client errors; the session's end removes the node anyway.
-    pub async fn close(mut self) -> Result<(), RecipeError> {
-        self.task.abort();
-        let node = std::mem::take(&mut self.node);
-        self.client.delete_idempotent(&node, -1).await?;
-        Ok(())
-    }
-}
-
-impl Drop for LeaderLatchHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-        if self.node.is_empty() {
-            return;
-        }
-        let client = self.client.clone();
-        let node = std::mem::take(&mut self.node);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = client.delete_idempotent(&node, -1).await;
-            });
-        }
+    pub async fn close(self) -> Result<(), RecipeError> {
+        let Self { task, node, .. } = self;
+        drop(task);
+        node.delete().await
     }
 }

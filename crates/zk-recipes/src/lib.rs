@@ -83,6 +83,60 @@ fn sorted(mut children: Vec<String>, marker: &str) -> Vec<String> {
     children
 }
 
+/// A node this process owns (a lock contender's, a latch participant's): fenced transactions
+/// check it first; dropping it deletes it in the background (the session's end does anyway).
+#[derive(Debug)]
+struct OwnedNode {
+    client: zk_client::Client,
+    path: String,
+}
+
+impl OwnedNode {
+    /// Runs `ops` as one transaction after a `check` that the node exists: nothing applies
+    /// once it is gone. Returns the results of `ops`.
+    async fn fenced(
+        &self,
+        ops: Vec<zk_client::Op>,
+    ) -> Result<Vec<zk_client::OpResult>, RecipeError> {
+        let mut all = Vec::with_capacity(ops.len() + 1);
+        all.push(zk_client::Op::Check {
+            path: self.path.clone(),
+            version: -1,
+        });
+        all.extend(ops);
+        match self.client.multi(all).await {
+            Ok(mut results) => {
+                results.remove(0);
+                Ok(results)
+            }
+            Err(zk_client::Error::MultiFailed { index: 0, .. }) => Err(RecipeError::Lost),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the node now (deciding the outcome across a failover).
+    async fn delete(mut self) -> Result<(), RecipeError> {
+        let path = std::mem::take(&mut self.path);
+        self.client.delete_idempotent(&path, -1).await?;
+        Ok(())
+    }
+}
+
+impl Drop for OwnedNode {
+    fn drop(&mut self) {
+        if self.path.is_empty() {
+            return;
+        }
+        let client = self.client.clone();
+        let path = std::mem::take(&mut self.path);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = client.delete_idempotent(&path, -1).await;
+            });
+        }
+    }
+}
+
 /// `parent/child`.
 fn join(parent: &str, child: &str) -> String {
     if parent == "/" {
@@ -90,6 +144,22 @@ fn join(parent: &str, child: &str) -> String {
     } else {
         format!("{parent}/{child}")
     }
+}
+
+/// Creates this process's node `<parent>/_c_<uuid>-<marker><seq>` (ephemeral sequential,
+/// protected), with `parent` and its missing parents; returns its path.
+async fn join_queue(
+    client: &zk_client::Client,
+    parent: &str,
+    marker: &str,
+    data: bytes::Bytes,
+) -> Result<String, zk_client::Error> {
+    ensure_path(client, parent).await?;
+    let open = zk_client::acl::open_unsafe();
+    let mode = zk_client::CreateMode::EphemeralSequential;
+    client
+        .create_protected(&join(parent, marker), data, &open, mode)
+        .await
 }
 
 /// Creates `path` and its missing parents as persistent nodes (empty data).

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use zk_client::{Client, CreateMode, Error, Op, OpResult, acl};
+use zk_client::{Client, Op, OpResult};
 
 use crate::hold::{self, Follower, Hold};
-use crate::{RecipeError, default_in_doubt_after, ensure_path, join, sorted};
+use crate::{OwnedNode, RecipeError, default_in_doubt_after, join, join_queue, sorted};
 
 /// Curator's lock node name (`LockInternals`: `lock-`).
 const LOCK_NAME: &str = "lock-";
@@ -93,25 +93,18 @@ impl Mutex {
         &self,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Option<MutexGuard>, RecipeError> {
-        ensure_path(&self.client, &self.path).await?;
-        let node = self
-            .client
-            .create_protected(
-                &join(&self.path, LOCK_NAME),
-                self.data.clone(),
-                &acl::open_unsafe(),
-                CreateMode::EphemeralSequential,
-            )
-            .await?;
+        let node = join_queue(&self.client, &self.path, LOCK_NAME, self.data.clone()).await?;
         match self.wait_first(&node, deadline).await {
             Ok(true) => {
                 let (state, follower) =
                     hold::follow(self.client.clone(), node.clone(), self.doubt());
                 Ok(Some(MutexGuard {
-                    client: self.client.clone(),
-                    node,
-                    state,
                     follower: Some(follower),
+                    node: OwnedNode {
+                        client: self.client.clone(),
+                        path: node,
+                    },
+                    state,
                 }))
             }
             Ok(false) => {
@@ -164,10 +157,10 @@ impl Mutex {
 /// (best effort); the session's end releases it in any case.
 #[derive(Debug)]
 pub struct MutexGuard {
-    client: Client,
-    node: String,
-    state: watch::Receiver<Hold>,
+    // Declared first: the follower stops before the node is deleted.
     follower: Option<Follower>,
+    node: OwnedNode,
+    state: watch::Receiver<Hold>,
 }
 
 impl MutexGuard {
@@ -192,7 +185,7 @@ impl MutexGuard {
     /// This holder's node (`<lock>/_c_<uuid>-lock-<seq>`).
     #[must_use]
     pub fn node(&self) -> &str {
-        &self.node
+        &self.node.path
     }
 
     /// Runs `ops` as one transaction that applies only while this lock node exists (a
@@ -207,20 +200,7 @@ impl MutexGuard {
         if self.hold() == Hold::Lost {
             return Err(RecipeError::Lost);
         }
-        let mut all = Vec::with_capacity(ops.len() + 1);
-        all.push(Op::Check {
-            path: self.node.clone(),
-            version: -1,
-        });
-        all.extend(ops);
-        match self.client.multi(all).await {
-            Ok(mut results) => {
-                results.remove(0);
-                Ok(results)
-            }
-            Err(Error::MultiFailed { index: 0, .. }) => Err(RecipeError::Lost),
-            Err(e) => Err(e.into()),
-        }
+        self.node.fenced(ops).await
     }
 
     /// Releases the lock (deletes the node, deciding the outcome across a failover).
@@ -229,24 +209,6 @@ impl MutexGuard {
     /// Client errors; the session's end releases the lock anyway.
     pub async fn release(mut self) -> Result<(), RecipeError> {
         self.follower = None;
-        let node = std::mem::take(&mut self.node);
-        self.client.delete_idempotent(&node, -1).await?;
-        Ok(())
-    }
-}
-
-impl Drop for MutexGuard {
-    fn drop(&mut self) {
-        self.follower = None;
-        if self.node.is_empty() {
-            return;
-        }
-        let client = self.client.clone();
-        let node = std::mem::take(&mut self.node);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = client.delete_idempotent(&node, -1).await;
-            });
-        }
+        self.node.delete().await
     }
 }

@@ -6,18 +6,11 @@
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use tokio::runtime::Runtime;
 use zk_client::{Client, Op};
 use zk_recipes::{Hold, LatchState, LeaderLatch, Mutex, RecipeError};
 use zk_testkit::{Ensemble, ProxyMode};
 
-static RT: LazyLock<Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
+static RT: LazyLock<&'static tokio::runtime::Runtime> = LazyLock::new(zk_testkit::test_runtime);
 static ENS: OnceLock<Ensemble> = OnceLock::new();
 /// Each test kills or cuts off servers: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -87,8 +80,7 @@ fn curator_layout(node: &str, marker: &str) -> bool {
 fn lock_is_exclusive_and_kept_through_a_kill_of_the_holders_server() {
     let ens = ensemble();
     run(async {
-        let a = direct(ens).await;
-        let b = direct(ens).await;
+        let (a, b) = (direct(ens).await, direct(ens).await);
         let la = Mutex::new(a.clone(), "/recipes/lock1").in_doubt_after(Duration::from_secs(3));
         let lb = Mutex::new(b.clone(), "/recipes/lock1");
         let ga = la.acquire().await.unwrap();
@@ -148,8 +140,7 @@ fn lock_is_exclusive_and_kept_through_a_kill_of_the_holders_server() {
 fn lock_is_lost_only_with_the_session_and_then_fenced() {
     let ens = ensemble();
     run(async {
-        let a = proxied(ens).await;
-        let b = direct(ens).await;
+        let (a, b) = (proxied(ens).await, direct(ens).await);
         let ga = Mutex::new(a.clone(), "/recipes/lock2")
             .in_doubt_after(Duration::from_millis(300))
             .acquire()
@@ -209,8 +200,7 @@ fn lock_is_lost_only_with_the_session_and_then_fenced() {
 fn leader_latch_keeps_its_leader_through_a_failover_and_hands_over_on_close() {
     let ens = ensemble();
     run(async {
-        let a = direct(ens).await;
-        let b = direct(ens).await;
+        let (a, b) = (direct(ens).await, direct(ens).await);
         let la = LeaderLatch::new(a.clone(), "/recipes/latch", "a")
             .in_doubt_after(Duration::from_secs(3))
             .start()

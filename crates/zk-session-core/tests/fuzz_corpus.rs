@@ -101,9 +101,8 @@ mod regressions {
     use std::net::Ipv4Addr;
     use std::time::{Duration, Instant};
 
-    use bytes::{BufMut, Bytes, BytesMut};
     use zk_connstr::{Host, HostSpec};
-    use zk_proto::{ConnectResponse, Record};
+    use zk_proto::Record;
     use zk_session_core::{
         Action, ConnId, Session, SessionConfig, SessionState, StaticHostProvider,
     };
@@ -126,16 +125,8 @@ mod regressions {
         };
         core.handle_connected(now, conn);
         let _ = core.poll_transmit();
-        let mut frame = BytesMut::new();
-        let resp = ConnectResponse {
-            protocol_version: 0,
-            timeout: 4000,
-            session_id: 0x0100_0000_0000_0001,
-            passwd: Bytes::from_static(&[1; 16]),
-            read_only: false,
-        };
-        frame.put_u32(u32::try_from(resp.encoded_len()).unwrap());
-        resp.encode(&mut frame);
+        let resp = zk_session_core::testing::connect_response(0x0100_0000_0000_0001, 4000, 1);
+        let frame = zk_session_core::testing::frame(&resp.to_bytes());
         core.handle_data(now, conn, &frame);
         assert_eq!(core.state(), SessionState::Connected);
         while core.poll_event().is_some() {}

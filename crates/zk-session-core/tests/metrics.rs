@@ -42,33 +42,23 @@ fn series(key: &Key) -> String {
     format!("{}{{{}}}", key.name(), labels.join(","))
 }
 
+/// The series' cell in `map`, created on first use.
+fn entry<T: Default>(map: &Mutex<BTreeMap<String, Arc<T>>>, key: &Key) -> Arc<T> {
+    Arc::clone(map.lock().unwrap().entry(series(key)).or_default())
+}
+
 impl Recorder for Rec {
     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let c = Arc::clone(
-            self.counters
-                .lock()
-                .unwrap()
-                .entry(series(key))
-                .or_default(),
-        );
-        Counter::from_arc(c)
+        Counter::from_arc(entry(&self.counters, key))
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        let g = Arc::clone(self.gauges.lock().unwrap().entry(series(key)).or_default());
-        Gauge::from_arc(g)
+        Gauge::from_arc(entry(&self.gauges, key))
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        let h = Arc::clone(
-            self.histograms
-                .lock()
-                .unwrap()
-                .entry(series(key))
-                .or_default(),
-        );
-        Histogram::from_arc(h)
+        Histogram::from_arc(entry(&self.histograms, key))
     }
 }
 

@@ -415,16 +415,8 @@ fn truncated_connect_response_then_silence() {
 fn slow_loris_connect_response() {
     impostor_case("slow loris", "attempt timed out", |mut s| async move {
         let _ = read_frame(&mut s).await;
-        let resp = ConnectResponse {
-            protocol_version: 0,
-            timeout: 4000,
-            session_id: 0x4242,
-            passwd: Bytes::from_static(&[4; 16]),
-            read_only: false,
-        };
-        let mut payload = BytesMut::new();
-        resp.encode(&mut payload);
-        for b in frame(&payload) {
+        let resp = zk_session_core::testing::connect_response(0x4242, 4000, 4);
+        for b in frame(&resp.to_bytes()) {
             if s.write_all(&[b]).await.is_err() {
                 return;
             }

@@ -69,3 +69,22 @@ pub use process::{pids_referencing, reap_orphans, reap_orphans_in, registry_dir}
 pub use proxy::{CHUNK, FaultProxy, HeldFrame, HoldFilter, ProxyMode, QUEUE_CHUNKS};
 pub use state::STATE_FILE;
 pub use tls::{ClientAuth, Leaf, TestCa, TlsMaterial, TlsOptions, self_signed};
+
+/// The tokio runtime a test binary shares (multi-threaded, 2 workers, everything enabled):
+/// built on first use, one per process. Ensembles started on it keep their tasks (proxies,
+/// watchdogs) alive between the tests of the binary, which a `#[tokio::test]` runtime per test
+/// would not.
+///
+/// # Panics
+/// If the runtime cannot be built (no threads can be spawned).
+pub fn test_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        #[allow(clippy::expect_used, reason = "a test binary cannot run without it")]
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the test runtime")
+    })
+}

@@ -6,18 +6,12 @@ use std::future::Future;
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use tokio::runtime::Runtime;
 use zk_client::{Client, OneshotWatcher, PersistentWatcher, WatchEvent, WatchedEvent};
 use zk_testkit::{Ensemble, EnsembleBuilder};
 
 /// The runtime every test of the binary runs on (the ensemble's tasks live there too).
-pub(crate) static RT: LazyLock<Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
+pub(crate) static RT: LazyLock<&'static tokio::runtime::Runtime> =
+    LazyLock::new(zk_testkit::test_runtime);
 
 /// Runs `f` on the shared runtime, with a generous overall limit.
 pub(crate) fn run<F: Future>(limit: Duration, f: F) -> F::Output {

@@ -28,7 +28,8 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use zk_proto::{
-    ConnectRequest, ErrorCode, Frame, FrameDecoder, Record, ReplyHeader, RequestHeader,
+    ConnectRequest, ConnectResponse, ErrorCode, Frame, FrameDecoder, Record, ReplyHeader,
+    RequestHeader,
 };
 
 use crate::types::{ConnId, Reply, RequestError, RequestId, SessionState};
@@ -112,6 +113,19 @@ impl ClientStream {
     #[must_use]
     pub fn connect_request(&self) -> Option<&ConnectRequest> {
         self.connect.as_ref()
+    }
+}
+
+/// A ConnectResponse with a 16-byte password of `passwd_byte`s (`connect_response(0, 0, 0)`
+/// is a server's "expired" answer).
+#[must_use]
+pub fn connect_response(session_id: i64, timeout_ms: i32, passwd_byte: u8) -> ConnectResponse {
+    ConnectResponse {
+        protocol_version: 0,
+        timeout: timeout_ms,
+        session_id,
+        passwd: Bytes::from(vec![passwd_byte; 16]),
+        read_only: false,
     }
 }
 

@@ -396,6 +396,11 @@ impl Sim {
         }
     }
 
+    /// A reply with no body.
+    fn reply_header(&mut self, conn: ConnId, xid: i32, zxid: i64, err: ErrorCode) {
+        self.reply(conn, |b| ReplyHeader { xid, zxid, err }.encode(b));
+    }
+
     fn reply(&mut self, conn: ConnId, f: impl FnOnce(&mut BytesMut)) {
         let mut out = BytesMut::new();
         zk_proto::write_frame(&mut out, usize::MAX, f).unwrap();
@@ -469,13 +474,8 @@ impl Sim {
                     (req.session_id, s.passwd.clone())
                 }
                 _ => {
-                    let zero = ConnectResponse {
-                        protocol_version: 0,
-                        timeout: 0,
-                        session_id: 0,
-                        passwd: Bytes::from_static(&[0; 16]),
-                        read_only: false,
-                    };
+                    // Expired, or a wrong password: the all-zero answer.
+                    let zero = super::connect_response(0, 0, 0);
                     self.reply(conn, |b| zero.encode(b));
                     self.server_close(conn);
                     return;
@@ -528,12 +528,7 @@ impl Sim {
             OpCode::Create | OpCode::SetData | OpCode::Delete | OpCode::Create2
         );
         if self.hosts[host].session_moved && header.op != OpCode::Ping {
-            let h = ReplyHeader {
-                xid: header.xid,
-                zxid,
-                err: ErrorCode::SessionMoved,
-            };
-            self.reply(conn, |b| h.encode(b));
+            self.reply_header(conn, header.xid, zxid, ErrorCode::SessionMoved);
             self.server_close(conn);
             return;
         }
@@ -545,21 +540,11 @@ impl Sim {
         match header.op {
             OpCode::CloseSession => {
                 self.sessions.remove(&session);
-                let h = ReplyHeader {
-                    xid: header.xid,
-                    zxid,
-                    err: ErrorCode::Ok,
-                };
-                self.reply(conn, |b| h.encode(b));
+                self.reply_header(conn, header.xid, zxid, ErrorCode::Ok);
                 self.server_close(conn);
             }
             _ if is_write && read_only => {
-                let h = ReplyHeader {
-                    xid: header.xid,
-                    zxid,
-                    err: ErrorCode::NotReadOnly,
-                };
-                self.reply(conn, |b| h.encode(b));
+                self.reply_header(conn, header.xid, zxid, ErrorCode::NotReadOnly);
             }
             _ if is_write => {
                 self.zxid += 1;
@@ -574,12 +559,7 @@ impl Sim {
                 });
             }
             _ => {
-                let h = ReplyHeader {
-                    xid: header.xid,
-                    zxid,
-                    err: ErrorCode::Ok,
-                };
-                self.reply(conn, |b| h.encode(b));
+                self.reply_header(conn, header.xid, zxid, ErrorCode::Ok);
             }
         }
     }

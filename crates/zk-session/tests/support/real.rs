@@ -13,7 +13,6 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, OnceCell};
 use zk_connstr::ConnectString;
 use zk_proto::{Acl, CreateRequest, ErrorCode, ExistsRequest, Id, OpCode, Record, perms};
@@ -22,13 +21,7 @@ use zk_session::{Request, Session, SessionConfig, SessionState, StaticHostProvid
 use zk_testkit::{Ensemble, EnsembleBuilder};
 use zk_transport::{Connector, TcpConnector};
 
-pub static RT: LazyLock<Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-});
+pub static RT: LazyLock<&'static tokio::runtime::Runtime> = LazyLock::new(zk_testkit::test_runtime);
 static ENSEMBLE: OnceCell<Ensemble> = OnceCell::const_new();
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
