@@ -78,7 +78,17 @@ clippy() {
 
 # Every published crate packages, and each package builds alone from what it ships (cargo
 # verifies them against a local registry holding the workspace's other packages).
-package() { cargo package --workspace --exclude zk-bench --allow-dirty --quiet; }
+# cargo unpacks the verification registry's crates under $CARGO_HOME/registry/src/-<hash>/
+# by name and version and reuses them on the next run, so a machine that packaged before
+# would verify the stale copies: they are removed first (only this workspace's crates).
+package() {
+    local src="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+    for krate in zk-connstr zk-proto zk-transport zk-session-core zk-session zk-client \
+        zk-recipes zk-testkit zk-failover; do
+        rm -rf "$src"/-*/"$krate"-[0-9]*
+    done
+    cargo package --workspace --exclude zk-bench --allow-dirty --quiet
+}
 
 tests() {
     # cargo runs one test binary at a time, so at most one ZooKeeper ensemble is up at once.

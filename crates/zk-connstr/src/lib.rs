@@ -49,10 +49,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod config;
 mod error;
 mod host;
 mod path;
 
+pub use config::{ConfigError, EnsembleConfig, Role, ServerEntry};
 pub use error::{BuildError, ParseError, ParseErrorKind};
 pub use host::{Host, HostSpec};
 pub use path::{Chroot, ChrootError, PathError, validate_path};
@@ -212,12 +214,18 @@ struct ReadmeDoctests;
 /// Entry points for the fuzz targets and their corpus replay tests; not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use super::{Chroot, ConnectString, HostSpec, validate_path};
+    use super::{Chroot, ConnectString, EnsembleConfig, HostSpec, validate_path};
 
     /// Parses `data` (lossily decoded, and as-is when it is UTF-8) as a connection string,
     /// a host entry and a chroot, and checks the invariants: canonical forms round-trip,
     /// chroot prefix/strip are inverse. Panics (on purpose) when an invariant breaks.
     pub fn connstr(data: &[u8]) {
+        // The same bytes as a published ensemble configuration: a typed error or hosts that
+        // a connection string can hold (never an empty list).
+        if let Ok(hosts) = EnsembleConfig::parse(data).and_then(|c| c.client_hosts()) {
+            assert!(!hosts.is_empty());
+            assert!(ConnectString::new(hosts, None).is_ok(), "config hosts refused");
+        }
         let lossy = String::from_utf8_lossy(data);
         check(&lossy);
         if let Ok(text) = std::str::from_utf8(data) {
