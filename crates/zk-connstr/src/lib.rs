@@ -224,7 +224,10 @@ pub mod fuzzing {
         // a connection string can hold (never an empty list).
         if let Ok(hosts) = EnsembleConfig::parse(data).and_then(|c| c.client_hosts()) {
             assert!(!hosts.is_empty());
-            assert!(ConnectString::new(hosts, None).is_ok(), "config hosts refused");
+            assert!(
+                ConnectString::new(hosts, None).is_ok(),
+                "config hosts refused"
+            );
         }
         let lossy = String::from_utf8_lossy(data);
         check(&lossy);
