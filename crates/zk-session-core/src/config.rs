@@ -135,6 +135,11 @@ pub struct Timing {
     pub local_expiry: Fraction,
     /// Opt-in adaptive frozen-server detector.
     pub adaptive: Option<AdaptiveDetector>,
+    /// When the host list grows, the sessions that move to a new server (see
+    /// [`Session::update_hosts`](crate::Session::update_hosts)) do so at a uniformly random
+    /// moment within this window, so a fleet does not move at once. A session whose server
+    /// left the list moves within a fifth of it. Default 5 s.
+    pub rebalance_spread: Duration,
 }
 
 impl Default for Timing {
@@ -148,6 +153,7 @@ impl Default for Timing {
             election: ElectionPacing::default(),
             local_expiry: Fraction::new(4, 3),
             adaptive: None,
+            rebalance_spread: Duration::from_secs(5),
         }
     }
 }

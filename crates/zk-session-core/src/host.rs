@@ -92,6 +92,28 @@ pub struct HostStats {
     pub last_failure: Option<HostFailure>,
 }
 
+/// What a new host list means for the session (ZOOKEEPER-1355's rebalancing, see
+/// [`HostProvider::update`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rebalance {
+    /// Stay where it is; `current` is the session's server under the new list's ids.
+    Stay {
+        /// The session's server in the new list, if it has one.
+        current: Option<HostId>,
+    },
+    /// Move to `to`: the session's server left the list (`current` is `None`), or the list
+    /// grew and this session drew one of the moves that even out the load.
+    Move {
+        /// The session's server in the new list, if it is still there.
+        current: Option<HostId>,
+        /// Where to go.
+        to: HostId,
+    },
+    /// This provider cannot change its list.
+    Unsupported,
+}
+
 /// Chooses servers. Implement it to plug in service discovery or a custom policy.
 pub trait HostProvider: Send + std::fmt::Debug {
     /// How many hosts there are (at least one).
@@ -113,6 +135,23 @@ pub trait HostProvider: Send + std::fmt::Debug {
     /// a healed host is always retried while the session can still be saved).
     fn set_max_penalty(&mut self, cap: Duration) {
         let _ = cap;
+    }
+    /// The hosts, indexed by [`HostId`] (empty if the provider does not say).
+    fn hosts(&self) -> Vec<HostSpec> {
+        Vec::new()
+    }
+    /// Replaces the list with `hosts` (non-empty, without duplicates); the session is on
+    /// `current` (an id of the old list) or on no server. Ids change: the answer maps the
+    /// session's server to the new list and says whether to move. A provider that cannot
+    /// change returns [`Rebalance::Unsupported`] (the default).
+    fn update(
+        &mut self,
+        hosts: Vec<HostSpec>,
+        current: Option<HostId>,
+        rng: &mut Rng,
+    ) -> Rebalance {
+        let _ = (hosts, current, rng);
+        Rebalance::Unsupported
     }
 }
 
@@ -251,6 +290,83 @@ impl HostProvider for StaticHostProvider {
     fn set_max_penalty(&mut self, cap: Duration) {
         self.max_penalty = Some(cap);
     }
+
+    fn hosts(&self) -> Vec<HostSpec> {
+        self.entries.iter().map(|e| e.spec.clone()).collect()
+    }
+
+    /// Hosts in both lists keep their health; the visiting order is shuffled anew. Then, as
+    /// ZOOKEEPER-1355 has it: a session whose server left moves (to a host new to the list
+    /// if there is one); when the list grew, a session stays with probability old/new and
+    /// otherwise moves to one of the new hosts, so the load ends up even without every
+    /// session moving; otherwise it stays.
+    fn update(
+        &mut self,
+        hosts: Vec<HostSpec>,
+        current: Option<HostId>,
+        rng: &mut Rng,
+    ) -> Rebalance {
+        let old_len = self.entries.len();
+        let current_spec = current
+            .and_then(|id| self.entries.get(id))
+            .map(|e| e.spec.clone());
+        let mut old: Vec<Entry> = std::mem::take(&mut self.entries);
+        let mut added = Vec::new();
+        for spec in hosts {
+            if self.entries.iter().any(|e| e.spec == spec) {
+                continue;
+            }
+            let entry = match old.iter().position(|e| e.spec == spec) {
+                Some(i) => old.swap_remove(i),
+                None => {
+                    added.push(self.entries.len());
+                    Entry {
+                        spec,
+                        stats: HostStats::default(),
+                        penalty_until: None,
+                    }
+                }
+            };
+            self.entries.push(entry);
+        }
+        let n = self.entries.len();
+        self.order = (0..n).collect();
+        rng.shuffle(&mut self.order);
+        self.shuffled = true;
+        self.cursor = None;
+        let current = current_spec
+            .as_ref()
+            .and_then(|s| self.entries.iter().position(|e| e.spec == *s));
+        let pick = |rng: &mut Rng, among: &[HostId]| {
+            let k = usize::try_from(rng.below(among.len() as u64)).unwrap_or(0);
+            among.get(k).copied()
+        };
+        match current {
+            // Not on a server: nothing to move.
+            None if current_spec.is_none() => Rebalance::Stay { current: None },
+            // Its server left: go, to a new host when there is one.
+            None => {
+                let all: Vec<HostId> = (0..n).collect();
+                let to = pick(rng, if added.is_empty() { &all } else { &added });
+                to.map_or(Rebalance::Stay { current: None }, |to| Rebalance::Move {
+                    current: None,
+                    to,
+                })
+            }
+            // The list grew: move with probability 1 − old/new, to a new host.
+            Some(c)
+                if n > old_len && !added.is_empty() && rng.below(n as u64) >= old_len as u64 =>
+            {
+                pick(rng, &added).map_or(Rebalance::Stay { current: Some(c) }, |to| {
+                    Rebalance::Move {
+                        current: Some(c),
+                        to,
+                    }
+                })
+            }
+            Some(c) => Rebalance::Stay { current: Some(c) },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -320,5 +436,56 @@ mod tests {
         p.on_failure(now, 0, HostFailure::Refused);
         assert_eq!(p.next(now, &mut rng).unwrap().id, 0);
         assert_eq!(p.next(now, &mut rng).unwrap().id, 0);
+    }
+
+    #[test]
+    fn growing_moves_about_the_new_share_and_keeps_health() {
+        let now = Instant::now();
+        let mut moved = 0;
+        for seed in 0..1000 {
+            let mut rng = Rng::new(seed);
+            let mut p = StaticHostProvider::new(hosts(3));
+            let c = p.next(now, &mut rng).unwrap();
+            p.on_success(now, c.id);
+            p.on_failure(now, (c.id + 1) % 3, HostFailure::Refused);
+            let on = p.entries[c.id].spec.clone();
+            match p.update(hosts(5), Some(c.id), &mut rng) {
+                Rebalance::Stay { current: Some(id) } => assert_eq!(p.entries[id].spec, on),
+                Rebalance::Move {
+                    current: Some(id),
+                    to,
+                } => {
+                    assert_eq!(p.entries[id].spec, on);
+                    assert!(p.entries[to].spec.port >= 3003, "moves go to the new hosts");
+                    moved += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(p.len(), 5);
+            let failed: u64 = p.stats().iter().map(|s| s.failures).sum();
+            assert_eq!(failed, 1, "health kept for the hosts that stay");
+        }
+        // 1 − 3/5 = 40 % of sessions move.
+        assert!((350..450).contains(&moved), "{moved} of 1000 moved");
+    }
+
+    #[test]
+    fn a_removed_server_means_a_move_and_shrinking_otherwise_stays() {
+        let now = Instant::now();
+        let mut rng = Rng::new(5);
+        let mut p = StaticHostProvider::in_order(hosts(3));
+        // On host 0; the new list drops it.
+        let r = p.update(hosts(3).split_off(1), Some(0), &mut rng);
+        assert!(matches!(r, Rebalance::Move { current: None, .. }), "{r:?}");
+        // On 3001 (now id 0 or 1); the list shrinks to it and 3002: stay.
+        let at = p.hosts().iter().position(|h| h.port == 3001).unwrap();
+        let r = p.update(hosts(3).split_off(1), Some(at), &mut rng);
+        assert!(matches!(r, Rebalance::Stay { current: Some(_) }), "{r:?}");
+        // Not connected: nothing to do.
+        assert_eq!(
+            p.update(hosts(2), None, &mut rng),
+            Rebalance::Stay { current: None }
+        );
+        let _ = p.next(now, &mut rng).unwrap();
     }
 }

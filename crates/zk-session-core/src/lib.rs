@@ -63,9 +63,9 @@ pub mod types;
 pub use crate::config::{
     AdaptiveDetector, Backoff, ElectionPacing, Fraction, SavedSession, SessionConfig, Timing,
 };
-pub use crate::core::{Action, Output, Preamble, PreamblePacket, Session, Target};
+pub use crate::core::{Action, HostsError, Output, Preamble, PreamblePacket, Session, Target};
 pub use crate::host::{
-    Candidate, HostFailure, HostId, HostProvider, HostStats, StaticHostProvider,
+    Candidate, HostFailure, HostId, HostProvider, HostStats, Rebalance, StaticHostProvider,
 };
 pub use crate::pacing::{ElectionEstimate, ElectionSeen};
 pub use crate::shared::SharedHosts;

@@ -23,11 +23,13 @@ pub(crate) enum Timer {
     Close = 7,
     /// Replies have been held back by the receive hint for this long: take what is there.
     Batch = 8,
+    /// A move to another server after the host list changed (spread out in time).
+    Rebalance = 9,
 }
 
 impl Timer {
     /// All timers, in the order `handle_timeout` processes them.
-    pub(crate) const VALUES: [Self; 9] = [
+    pub(crate) const VALUES: [Self; 10] = [
         Self::Attempt,
         Self::Receive,
         Self::Ping,
@@ -37,13 +39,14 @@ impl Timer {
         Self::Close,
         Self::LocalExpiry,
         Self::Batch,
+        Self::Rebalance,
     ];
 }
 
 /// One optional deadline per [`Timer`].
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
-    data: [Option<Instant>; 9],
+    data: [Option<Instant>; 10],
 }
 
 impl TimerTable {

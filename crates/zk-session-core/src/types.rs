@@ -305,4 +305,8 @@ pub struct Counters {
     pub election_probes: u64,
     /// Elections the session waited out and learned the length of.
     pub elections_waited: u64,
+    /// Host-list changes applied ([`Session::update_hosts`](crate::Session::update_hosts)).
+    pub host_updates: u64,
+    /// Moves to another server made because the host list changed (rebalancing).
+    pub rebalances: u64,
 }

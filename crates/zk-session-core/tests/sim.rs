@@ -1017,3 +1017,123 @@ fn a_failover_is_one_span_with_from_cause_to_attempts_and_pause() {
         "no attempt span inside the failover span:\n{out}"
     );
 }
+
+/// A 5-host simulation whose session starts with the first three in its host list.
+fn three_of_five(seed: u64, spread: Duration) -> Sim {
+    let mut c = cfg();
+    c.rng_seed = Some(seed);
+    c.timing.rebalance_spread = spread;
+    let first_three: Vec<HostSpec> = (0..3).map(|i| host_spec(9001 + i)).collect();
+    Sim::with_provider(5, c, Box::new(StaticHostProvider::new(first_three)))
+}
+
+fn all_five() -> Vec<HostSpec> {
+    (0..5).map(|i| host_spec(9001 + i)).collect()
+}
+
+/// ZOOKEEPER-1355 in the engine: when the list grows from 3 to 5 servers, about 2/5 of the
+/// sessions move to the new ones (so each new server gets its share), each at its own
+/// moment within the spread window, keeping its session; the others stay.
+#[test]
+fn rebalance_on_growth_moves_the_new_share_spread_over_the_window() {
+    let mut moved_at = Vec::new();
+    let runs = 200;
+    for seed in 0..runs {
+        let mut sim = three_of_five(seed, Duration::from_secs(5));
+        let first = connected(&mut sim);
+        let id = sim.core.session_id();
+        let at = sim.elapsed();
+        assert_eq!(sim.core.update_hosts(sim.now, all_five()), Ok(true));
+        sim.run_for(Duration::from_secs(6));
+        assert_eq!(sim.core.session_id(), id, "seed {seed}: same session");
+        assert_eq!(sim.state(), SessionState::Connected);
+        let on = sim.connected_host().unwrap();
+        if on != first {
+            assert!(
+                on >= 3,
+                "seed {seed}: moves go to the new servers, not to {on}"
+            );
+            assert_eq!(sim.core.counters().rebalances, 1);
+            let (when, _, _) = *sim.states.last().unwrap();
+            moved_at.push(when.saturating_sub(at));
+        } else {
+            assert_eq!(sim.core.counters().rebalances, 0);
+        }
+    }
+    let share = moved_at.len() as f64 / f64::from(u32::try_from(runs).unwrap());
+    assert!(
+        (0.28..0.52).contains(&share),
+        "{share:.2} of the sessions moved"
+    );
+    moved_at.sort();
+    let early = moved_at
+        .iter()
+        .filter(|t| **t < Duration::from_secs(1))
+        .count();
+    assert!(
+        early * 2 < moved_at.len(),
+        "moves not spread out: {early} of {} in the first second",
+        moved_at.len()
+    );
+    assert!(*moved_at.last().unwrap() < Duration::from_millis(5050));
+}
+
+/// The session's server leaves the list: the session moves within a fifth of the window,
+/// same session, and a read in flight is answered.
+#[test]
+fn a_removed_server_is_left_within_a_fifth_of_the_window() {
+    for seed in 0..20 {
+        let mut sim = three_of_five(seed, Duration::from_secs(5));
+        let first = connected(&mut sim);
+        let id = sim.core.session_id();
+        let rest: Vec<HostSpec> = (0..3)
+            .filter(|i| *i != first)
+            .map(|i| host_spec(9001 + u16::try_from(i).unwrap()))
+            .collect();
+        assert_eq!(sim.core.update_hosts(sim.now, rest), Ok(true));
+        let r = sim.submit(read());
+        assert!(sim.run_until_cond(Duration::from_secs(1), |s| {
+            s.connected_host().is_some_and(|h| h != first)
+        }));
+        sim.run_for(Duration::from_millis(10));
+        assert!(matches!(sim.result(r), Some(Ok(_))), "seed {seed}");
+        assert_eq!(sim.core.session_id(), id);
+    }
+}
+
+/// A move never abandons a write in flight: it waits for the answer, then goes.
+#[test]
+fn a_move_waits_for_the_write_in_flight() {
+    let mut sim = three_of_five(1, Duration::ZERO);
+    sim.latency = Duration::from_millis(100);
+    let first = connected(&mut sim);
+    let rest: Vec<HostSpec> = (0..3)
+        .filter(|i| *i != first)
+        .map(|i| host_spec(9001 + u16::try_from(i).unwrap()))
+        .collect();
+    let w = sim.submit(write());
+    sim.run_for(Duration::from_millis(20));
+    assert_eq!(sim.core.update_hosts(sim.now, rest), Ok(true));
+    assert!(sim.run_until_cond(Duration::from_secs(2), |s| {
+        s.connected_host().is_some_and(|h| h != first)
+    }));
+    assert!(matches!(sim.result(w), Some(Ok(_))), "{:?}", sim.result(w));
+}
+
+/// The same hosts in another order, or with duplicates, are no change; an empty list is
+/// refused and the old list stays.
+#[test]
+fn an_unchanged_set_is_no_update_and_an_empty_list_is_refused() {
+    let mut sim = Sim::new(3, cfg());
+    connected(&mut sim);
+    let mut same: Vec<HostSpec> = (0..3).rev().map(|i| host_spec(9001 + i)).collect();
+    same.push(host_spec(9001));
+    assert_eq!(sim.core.update_hosts(sim.now, same), Ok(false));
+    assert_eq!(
+        sim.core.update_hosts(sim.now, Vec::new()),
+        Err(zk_session_core::HostsError::Empty)
+    );
+    assert_eq!(sim.core.counters().host_updates, 0);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.state(), SessionState::Connected);
+}

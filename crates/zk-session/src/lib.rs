@@ -47,10 +47,11 @@ use std::sync::{Arc, OnceLock};
 
 pub use zk_session_core::{
     Action, AdaptiveDetector, Backoff, Candidate, ConnId, Counters, ElectionEstimate,
-    ElectionPacing, ExpiredBy, Fraction, HostFailure, HostId, HostProvider, HostStats, Idempotence,
-    Output, Preamble, PreamblePacket, Reply, Request, RequestError, RequestId, SavedSession,
-    Session, SessionConfig, SessionEvent, SessionState, SharedHosts, StateChange,
-    StaticHostProvider, Target, Timing, config, core, host, pacing, rng, shared, types,
+    ElectionPacing, ExpiredBy, Fraction, HostFailure, HostId, HostProvider, HostStats, HostsError,
+    Idempotence, Output, Preamble, PreamblePacket, Rebalance, Reply, Request, RequestError,
+    RequestId, SavedSession, Session, SessionConfig, SessionEvent, SessionState, SharedHosts,
+    StateChange, StaticHostProvider, Target, Timing, config, core, host, pacing, rng, shared,
+    types,
 };
 
 /// A different seed for every call, in every process, so that many clients spread over the

@@ -47,7 +47,7 @@ use zk_proto::{
 
 use crate::config::SessionConfig;
 use crate::detector::RttEstimator;
-use crate::host::{Candidate, HostFailure, HostId, HostProvider};
+use crate::host::{Candidate, HostFailure, HostId, HostProvider, Rebalance};
 use crate::pacing::{ElectionEstimate, Pace, Pacer, Seen};
 use crate::rng::Rng;
 use crate::telemetry;
@@ -60,7 +60,10 @@ use crate::types::{
 mod attempts;
 mod connection;
 mod frames;
+mod hosts;
 mod output;
+
+pub use hosts::HostsError;
 
 /// Preambles up to this size are pipelined with the ConnectRequest.
 const PIPELINED_PREAMBLE_LIMIT: usize = 64 * 1024;
@@ -304,6 +307,8 @@ pub struct Session {
     local_expiry_due: bool,
     ro_probe_delay: Duration,
     probe_in_flight: Option<(u64, HostId)>,
+    /// Where a planned move after a host-list change goes (see `Timer::Rebalance`).
+    rebalance_to: Option<HostId>,
     /// The batch timer fired: replies are taken one by one until bytes arrive again.
     batch_paused: bool,
     counters: Counters,
@@ -381,6 +386,7 @@ impl Session {
             local_expiry_due: false,
             ro_probe_delay: RO_PROBE_MIN,
             probe_in_flight: None,
+            rebalance_to: None,
             batch_paused: false,
             counters: Counters::default(),
             cfg,
@@ -788,6 +794,7 @@ impl Session {
                     }
                 }
                 Timer::LocalExpiry => self.on_local_expiry(now),
+                Timer::Rebalance => self.on_rebalance(now),
                 // Nothing read for a while below the hint: take whatever is there.
                 Timer::Batch => self.batch_paused = true,
             }
