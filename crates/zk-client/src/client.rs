@@ -77,6 +77,7 @@ pub struct ClientBuilder {
     window: usize,
     set_watches_batch: usize,
     configure: Option<ConfigureFn>,
+    follow_reconfig: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -113,7 +114,18 @@ impl ClientBuilder {
             window: DEFAULT_WINDOW,
             set_watches_batch: DEFAULT_SET_WATCHES_BATCH,
             configure: None,
+            follow_reconfig: true,
         }
+    }
+
+    /// Follow the ensemble's dynamic configuration (`/zookeeper/config`, ZooKeeper 3.5+):
+    /// when servers are added, removed or replaced the client's host list follows, and
+    /// sessions rebalance (see [`Client::update_hosts`]). On by default; switch it off when
+    /// the connection string names a VIP or a load balancer, whose addresses the servers'
+    /// configuration does not know.
+    pub const fn follow_reconfig(mut self, on: bool) -> Self {
+        self.follow_reconfig = on;
+        self
     }
 
     /// The session timeout to request (default 10 s). The server clamps it (by default to
@@ -233,6 +245,7 @@ impl ClientBuilder {
         if let Some(f) = self.configure {
             f(&mut cfg);
         }
+        let host_list = hosts.clone();
         let provider = self
             .host_provider
             .unwrap_or_else(|| Box::new(StaticHostProvider::new(hosts)));
@@ -255,11 +268,15 @@ impl ClientBuilder {
             chroot,
             window: Arc::new(Semaphore::new(window)),
             resolved: crate::known::Resolved::default(),
+            hosts: watch::channel(crate::follow::HostList::new(host_list)).0,
         });
         let wait = self
             .connect_timeout
             .unwrap_or(self.session_timeout.saturating_mul(2));
         let state = inner.handle.wait_connected(wait).await;
+        if self.follow_reconfig && state.is_connected() {
+            tokio::spawn(crate::follow::follow(Arc::downgrade(&inner)));
+        }
         let client = Client {
             inner,
             operation_timeout: self.operation_timeout,
@@ -288,6 +305,8 @@ pub(crate) struct Inner {
     /// Writes of the known-outcome forms whose answer was lost, by how the servers' state
     /// resolved them.
     pub(crate) resolved: crate::known::Resolved,
+    /// The host list and the ensemble configuration applied.
+    hosts: watch::Sender<crate::follow::HostList>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -593,6 +612,27 @@ impl Client {
     }
 
     /// The error matching the session's terminal state ([`Error::Closed`] if not terminal).
+    /// A client on `inner` (no operation timeout).
+    pub(crate) const fn from_inner(inner: Arc<Inner>) -> Self {
+        Self {
+            inner,
+            operation_timeout: None,
+        }
+    }
+
+    pub(crate) fn handle(&self) -> &SessionHandle {
+        &self.inner.handle
+    }
+
+    pub(crate) fn host_list_sender(&self) -> &watch::Sender<crate::follow::HostList> {
+        &self.inner.hosts
+    }
+
+    /// The error for a call on an ended session.
+    pub(crate) fn ended_error(&self) -> Error {
+        self.terminal_error()
+    }
+
     fn terminal_error(&self) -> Error {
         match self.state() {
             SessionState::Expired { by } => Error::SessionExpired { by },

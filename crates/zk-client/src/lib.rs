@@ -105,6 +105,7 @@
 pub mod acl;
 mod client;
 mod error;
+mod follow;
 mod known;
 mod ops;
 mod telemetry;
@@ -115,6 +116,7 @@ pub use crate::client::{
     DEFAULT_WINDOW, WriteCounters,
 };
 pub use crate::error::{Error, Result};
+pub use crate::follow::HostList;
 pub use crate::known::PROTECTED_PREFIX;
 pub use crate::ops::{
     AddWatchMode, CreateMode, Op, OpResult, ReadOp, ReadResult, Reconfig, WatcherKind,

@@ -7,6 +7,8 @@
 //! | `zk_client_set_watches_packets_total` | counter: `SetWatches`/`SetWatches2` packets written in handshake preambles |
 //! | `zk_client_watches_reregistered_total` | counter: watch paths re-registered, summed over handshakes |
 //! | `zk_client_watch_resyncs_total` | counter: `Resync` events delivered to persistent watchers |
+//! | `zk_client_host_list_changes_total` | counter, label `source`: host-list changes applied (`config`: the ensemble's dynamic configuration; `api`: `update_hosts`) |
+//! | `zk_client_configs_rejected_total` | counter: ensemble configurations that could not be used (the host list was kept) |
 //! | `zk_client_writes_resolved_total` | counter, label `applied`: known-outcome writes whose answer was lost, resolved by the servers' state (`true`: it had been applied; `false`: sent again) |
 
 #[cfg(feature = "metrics")]
@@ -36,6 +38,28 @@ pub(crate) fn write_resolved(applied: bool) {
 #[cfg(not(feature = "metrics"))]
 #[inline]
 pub(crate) const fn write_resolved(_: bool) {}
+
+#[cfg(feature = "metrics")]
+pub(crate) fn host_list_changed(from_config: bool) {
+    metrics::counter!(
+        "zk_client_host_list_changes_total",
+        "source" => if from_config { "config" } else { "api" }
+    )
+    .increment(1);
+}
+
+#[cfg(not(feature = "metrics"))]
+#[inline]
+pub(crate) const fn host_list_changed(_: bool) {}
+
+#[cfg(feature = "metrics")]
+pub(crate) fn config_rejected() {
+    metrics::counter!("zk_client_configs_rejected_total").increment(1);
+}
+
+#[cfg(not(feature = "metrics"))]
+#[inline]
+pub(crate) const fn config_rejected() {}
 
 #[cfg(not(feature = "metrics"))]
 #[inline]

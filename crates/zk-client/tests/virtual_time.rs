@@ -92,9 +92,26 @@ impl Ensemble {
     }
 
     /// Another client's write: the data of `path` changes and its watches fire.
-    fn write(&self, path: &str, data: &'static [u8]) {
+    fn write(&self, path: &str, data: impl Into<Bytes>) {
         let mut st = self.state.lock().unwrap();
-        set_data(&mut st, path, Bytes::from_static(data), -1).unwrap();
+        set_data(&mut st, path, data.into(), -1).unwrap();
+    }
+
+    /// Publishes `/zookeeper/config` (created on first use) as the servers would.
+    fn publish_config(&self, text: &str) {
+        let mut st = self.state.lock().unwrap();
+        for p in ["/zookeeper", "/zookeeper/config"] {
+            st.tree
+                .entry(p.to_owned())
+                .or_insert_with(|| (Bytes::new(), Stat::default()));
+        }
+        set_data(
+            &mut st,
+            "/zookeeper/config",
+            Bytes::from(text.to_owned()),
+            -1,
+        )
+        .unwrap();
     }
 
     fn set_watches(&self) -> usize {
@@ -362,8 +379,13 @@ fn re_register(
 }
 
 async fn connect(ens: &Ensemble) -> Client {
+    connect_following(ens, true).await
+}
+
+async fn connect_following(ens: &Ensemble, follow: bool) -> Client {
     Client::builder(CONNECT)
         .session_timeout(T)
+        .follow_reconfig(follow)
         .connector(Arc::new(ens.connector.clone()))
         .configure_session(|cfg| {
             // Nothing learned by other tests' sessions in this process; one fixed seed.
@@ -400,7 +422,7 @@ async fn a_watch_armed_before_a_crash_fires_for_the_write_it_missed() {
     let server = client.server().unwrap();
     ens.crash(server);
     // Written while the session has no connection: the notification is lost on the wire.
-    ens.write("/a", b"v2");
+    ens.write("/a", &b"v2"[..]);
     // Like the Java client's, the watcher also sees the disconnection and the reconnection.
     let event = tokio::time::timeout(T, async {
         loop {
@@ -486,4 +508,94 @@ async fn with_every_server_gone_the_session_expires_locally_at_four_thirds_of_th
         ens.state.lock().unwrap().accepted <= 3,
         "nothing accepted while down"
     );
+}
+
+/// `/zookeeper/config` text for the in-memory servers `ids` (10.0.0.<id>:2181), `version`.
+fn config(ids: &[u8], version: u64) -> String {
+    let mut text: String = ids
+        .iter()
+        .map(|i| format!("server.{i}=10.0.0.{i}:2888:3888:participant;0.0.0.0:2181\n"))
+        .collect();
+    text.push_str(&format!("version={version:x}\n"));
+    text
+}
+
+fn addr_of(i: u8) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 0, 0, i), 2181))
+}
+
+/// The ensemble's configuration drops the session's server: the client's host list follows
+/// and the session moves to a remaining server within a second (a fifth of the 5 s spread),
+/// same session.
+#[tokio::test(start_paused = true)]
+async fn following_the_configuration_moves_off_a_removed_server_in_virtual_time() {
+    let ens = Ensemble::start();
+    ens.publish_config(&config(&[1, 2, 3], 1));
+    let client = connect(&ens).await;
+    let id = client.session_id();
+    let mut list = client.host_list();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(list.borrow_and_update().config_version, Some(1));
+    let on = client.server().unwrap();
+    let rest: Vec<u8> = (1..=3).filter(|i| addr_of(*i) != on).collect();
+    let before = Instant::now();
+    ens.publish_config(&config(&rest, 2));
+    tokio::time::timeout(T, list.wait_for(|l| l.hosts.len() == 2))
+        .await
+        .unwrap()
+        .unwrap();
+    while client.server() == Some(on) || client.state() != SessionState::Connected {
+        assert!(before.elapsed() < Duration::from_millis(1100), "not moved");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(client.session_id(), id);
+    assert_eq!(client.counters().session.rebalances, 1);
+    assert_eq!(client.host_list().borrow().config_version, Some(2));
+    client.close().await;
+}
+
+/// A configuration the client cannot use (garbage, no client address) or an older version
+/// leaves the host list as it is; the rejection is reported.
+#[tokio::test(start_paused = true)]
+async fn an_unusable_or_older_configuration_is_ignored_in_virtual_time() {
+    let ens = Ensemble::start();
+    ens.publish_config(&config(&[1, 2, 3], 5));
+    let client = connect(&ens).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let hosts = client.host_list().borrow().hosts.clone();
+    assert_eq!(hosts.len(), 3);
+    for bad in [
+        "server.1=garbage\nversion=6\n".to_owned(),
+        "server.1=10.0.0.1:2888:3888\nversion=7\n".to_owned(),
+        config(&[1], 4),
+    ] {
+        ens.publish_config(&bad);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let list = client.host_list().borrow().clone();
+        assert_eq!(list.hosts, hosts, "after {bad:?}");
+        assert_eq!(list.config_version, Some(5));
+    }
+    assert!(client.host_list().borrow().rejected.is_some());
+    assert_eq!(client.counters().session.rebalances, 0);
+    client.close().await;
+}
+
+/// With following switched off (a VIP, a load balancer) the list never changes.
+#[tokio::test(start_paused = true)]
+async fn with_following_off_the_host_list_never_changes_in_virtual_time() {
+    let ens = Ensemble::start();
+    ens.publish_config(&config(&[1, 2, 3], 1));
+    let client = connect_following(&ens, false).await;
+    let on = client.server().unwrap();
+    let rest: Vec<u8> = (1..=3).filter(|i| addr_of(*i) != on).collect();
+    ens.publish_config(&config(&rest, 2));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(client.server(), Some(on));
+    assert_eq!(client.host_list().borrow().hosts.len(), 3);
+    assert_eq!(client.host_list().borrow().config_version, None);
+    // By hand: another chroot is refused, the same hosts are no change.
+    let r = client.update_hosts("10.0.0.1:2181/other").await;
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    assert!(!client.update_hosts(CONNECT).await.unwrap());
+    client.close().await;
 }

@@ -20,9 +20,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info_span, trace};
+use zk_connstr::HostSpec;
 use zk_transport::{BoxStream, ConnectError, Connector, Target};
 
-use crate::core::{Action, Output, Session};
+use crate::core::{Action, HostsError, Output, Session};
 use crate::host::{HostFailure, HostStats};
 use crate::types::{
     ConnId, Counters, Reply, Request, RequestError, RequestId, SessionEvent, SessionState,
@@ -73,6 +74,7 @@ struct Snapshot {
 
 enum Command {
     Submit(Request, oneshot::Sender<Result<Reply, RequestError>>),
+    UpdateHosts(Vec<HostSpec>, oneshot::Sender<Result<bool, HostsError>>),
     Close,
 }
 
@@ -107,6 +109,18 @@ impl SessionHandle {
             return Err(self.ended());
         }
         rx.await.unwrap_or_else(|_| Err(self.ended()))
+    }
+
+    /// Replaces the session's host list (see [`Session::update_hosts`]): whether it changed.
+    ///
+    /// # Errors
+    /// [`HostsError`]; [`HostsError::Ended`] once the driver is gone.
+    pub async fn update_hosts(&self, hosts: Vec<HostSpec>) -> Result<bool, HostsError> {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::UpdateHosts(hosts, tx)).is_err() {
+            return Err(HostsError::Ended);
+        }
+        rx.await.unwrap_or(Err(HostsError::Ended))
     }
 
     /// Why the driver is gone: the terminal state's error.
@@ -494,6 +508,10 @@ impl Driver {
                 let id = self.core.submit(now(), req);
                 self.waiters.insert(id, tx);
             }
+            Some(Command::UpdateHosts(hosts, tx)) => {
+                let _ = tx.send(self.core.update_hosts(now(), hosts));
+                self.update_snapshot();
+            }
             Some(Command::Close) => self.core.close(now()),
             None => {
                 self.handles_gone = true;
@@ -671,11 +689,7 @@ fn failure_of(err: &ConnectError) -> HostFailure {
 }
 
 /// Asks a server with the `isro` four-letter word whether it serves read-write.
-async fn probe_read_write(
-    connector: &dyn Connector,
-    host: &zk_connstr::HostSpec,
-    timeout: Duration,
-) -> bool {
+async fn probe_read_write(connector: &dyn Connector, host: &HostSpec, timeout: Duration) -> bool {
     let attempt = async {
         let addr = match host.socket_addr() {
             Some(addr) => addr,
