@@ -47,6 +47,8 @@ pub struct EnsembleBuilder {
     force_sync: bool,
     extra_config: Vec<(String, String)>,
     extra_jvm_flags: Vec<String>,
+    spares: usize,
+    dynamic: bool,
 }
 
 impl Default for EnsembleBuilder {
@@ -68,6 +70,8 @@ impl Default for EnsembleBuilder {
             force_sync: true,
             extra_config: Vec::new(),
             extra_jvm_flags: Vec::new(),
+            spares: 0,
+            dynamic: false,
         }
     }
 }
@@ -170,6 +174,24 @@ impl EnsembleBuilder {
         self
     }
 
+    /// Dynamic membership: `reconfigEnabled=true` (with `zookeeper.skipACL`, so any session
+    /// may reconfigure), every server line naming its client address
+    /// (`server.N=127.0.0.1:q:e:participant;127.0.0.1:client`, so clients can follow the
+    /// configuration), and `spares` more servers prepared but not started: they join with
+    /// [`Ensemble::start_spare`] and the `reconfig` their [`Ensemble::server_line`] names.
+    /// [`Ensemble::retire`] stops a server that was removed. Spares and retired servers are
+    /// not waited for or healed.
+    pub fn dynamic(mut self, spares: usize) -> Self {
+        self.spares = spares;
+        self.dynamic = true;
+        self.extra_config
+            .push(("reconfigEnabled".into(), "true".into()));
+        self.extra_config
+            .push(("standaloneEnabled".into(), "false".into()));
+        self.extra_jvm_flags.push("-Dzookeeper.skipACL=yes".into());
+        self
+    }
+
     /// Add a JVM flag (e.g. `-Dzookeeper.something=1`) to every node.
     pub fn jvm_flag(mut self, flag: impl Into<String>) -> Self {
         self.extra_jvm_flags.push(flag.into());
@@ -261,6 +283,7 @@ impl EnsembleBuilder {
             client_auth: self.tls.map(|t| t.client_auth),
             force_sync: self.force_sync,
             extra_config: self.extra_config.clone(),
+            dynamic: self.dynamic,
         };
         let mut ens = Ensemble {
             nodes: Vec::new(),
@@ -277,24 +300,33 @@ impl EnsembleBuilder {
 
         let deadline = t0 + self.start_timeout;
         for attempt in 1..=PORT_ATTEMPTS {
-            let ports = allocate_ports(self.nodes, self.tls.is_some())?;
+            let ports = allocate_ports(self.nodes + self.spares, self.tls.is_some())?;
             ens.nodes = ports
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    Node::new(
+                    let node = Node::new(
                         i,
                         ens.root.join(format!("n{}", i + 1)),
                         *p,
                         launch.clone(),
                         None,
-                    )
+                    );
+                    node.set_member(i < self.nodes);
+                    node
                 })
                 .collect();
+            let members = &ports[..self.nodes];
             for node in &ens.nodes {
-                write_node_files(node, &ports, &ens.settings, ens.tls.as_ref())?;
+                // A spare's configuration: the members and itself (it joins as their learner
+                // until a reconfig makes it a member).
+                let mut view = members.to_vec();
+                if node.index >= self.nodes {
+                    view.push(node.ports);
+                }
+                write_node_files(node, &view, &ens.settings, ens.tls.as_ref())?;
             }
-            for node in &ens.nodes {
+            for node in ens.nodes.iter().filter(|n| n.is_member()) {
                 node.spawn()?;
             }
             if !self.wait {
@@ -392,6 +424,8 @@ pub(crate) struct Settings {
     pub(crate) client_auth: Option<ClientAuth>,
     pub(crate) force_sync: bool,
     pub(crate) extra_config: Vec<(String, String)>,
+    /// Server lines name client addresses; no `clientPort` line.
+    pub(crate) dynamic: bool,
 }
 
 /// The jar: `ZK_TESTKIT_JAR`, else Debian's path.
@@ -481,7 +515,9 @@ fn allocate_ports(nodes: usize, tls: bool) -> Result<Vec<Ports>, TestkitError> {
     drop(held);
     Ok(ports
         .chunks(per_node)
-        .map(|c| Ports {
+        .enumerate()
+        .map(|(i, c)| Ports {
+            id: i + 1,
             client: c.first().copied().unwrap_or_default(),
             quorum: c.get(1).copied().unwrap_or_default(),
             election: c.get(2).copied().unwrap_or_default(),
@@ -492,6 +528,14 @@ fn allocate_ports(nodes: usize, tls: bool) -> Result<Vec<Ports>, TestkitError> {
 
 fn is_bind_conflict(log_tail: &str) -> bool {
     log_tail.contains("Address already in use") || log_tail.contains("BindException")
+}
+
+/// `server.<id>=127.0.0.1:<quorum>:<election>:participant;127.0.0.1:<client>`.
+fn server_line(p: &Ports) -> String {
+    format!(
+        "server.{}=127.0.0.1:{}:{}:participant;127.0.0.1:{}",
+        p.id, p.quorum, p.election, p.client
+    )
 }
 
 pub(crate) fn render_config(
@@ -507,8 +551,10 @@ pub(crate) fn render_config(
     let _ = writeln!(c, "initLimit=10");
     let _ = writeln!(c, "syncLimit=5");
     let _ = writeln!(c, "dataDir={}", node.dir.join("data").display());
-    let _ = writeln!(c, "clientPort={}", node.ports.client);
-    let _ = writeln!(c, "clientPortAddress=127.0.0.1");
+    if !s.dynamic {
+        let _ = writeln!(c, "clientPort={}", node.ports.client);
+        let _ = writeln!(c, "clientPortAddress=127.0.0.1");
+    }
     let _ = writeln!(c, "admin.enableServer=false");
     let _ = writeln!(c, "4lw.commands.whitelist=*");
     let _ = writeln!(c, "preAllocSize=4096");
@@ -542,7 +588,11 @@ pub(crate) fn render_config(
         let _ = writeln!(c, "ssl.trustStore.type=PEM");
         let _ = writeln!(c, "ssl.clientAuth={}", auth.as_config_value());
     }
-    if all.len() > 1 {
+    if s.dynamic {
+        for p in all {
+            let _ = writeln!(c, "{}", server_line(p));
+        }
+    } else if all.len() > 1 {
         for (i, p) in all.iter().enumerate() {
             let _ = writeln!(c, "server.{}=127.0.0.1:{}:{}", i + 1, p.quorum, p.election);
         }
@@ -744,7 +794,7 @@ impl Ensemble {
             let mut missing = Vec::new();
             let mut leaders = Vec::new();
             for n in &self.nodes {
-                if !n.is_live() {
+                if !n.is_live() || !n.is_member() {
                     continue;
                 }
                 match n.mode().await.as_deref() {
@@ -787,7 +837,7 @@ impl Ensemble {
             p.set_latency(Duration::ZERO, Duration::ZERO);
         }
         let mut restarted = Vec::new();
-        for n in &self.nodes {
+        for n in self.nodes.iter().filter(|n| n.is_member()) {
             if n.is_frozen() {
                 n.try_thaw()?;
             } else if !n.is_running() {
@@ -799,6 +849,61 @@ impl Ensemble {
             .await?;
         self.wait_for_leader(Duration::from_secs(30)).await?;
         Ok(restarted)
+    }
+
+    /// The `server.<id>=…;127.0.0.1:<client>` line of node `i`: what a `reconfig` adding it
+    /// names (see [`EnsembleBuilder::dynamic`]).
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn server_line(&self, i: usize) -> String {
+        server_line(&self.nodes[i].ports)
+    }
+
+    /// Starts spare node `i` (prepared by [`EnsembleBuilder::dynamic`]) and waits until it
+    /// serves as a learner of the ensemble; the test then adds it with a `reconfig` naming
+    /// [`Ensemble::server_line`]. From now on the test kit waits for it and heals it.
+    ///
+    /// # Errors
+    /// Errors from starting the JVM; [`TestkitError::StartTimeout`] after 60 s.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub async fn start_spare(&self, i: usize) -> Result<(), TestkitError> {
+        let node = &self.nodes[i];
+        node.set_member(true);
+        node.spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !node.is_serving().await {
+            if Instant::now() >= deadline {
+                return Err(self.not_serving_error(
+                    Duration::from_secs(60),
+                    format!("spare node {i} not serving"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops node `i` for good, after the test removed it with a `reconfig`: it is no longer
+    /// waited for or healed.
+    ///
+    /// # Errors
+    /// If it cannot be killed.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn retire(&self, i: usize) -> Result<(), TestkitError> {
+        let node = &self.nodes[i];
+        node.set_member(false);
+        if node.is_frozen() {
+            node.try_thaw()?;
+        }
+        if node.is_running() {
+            node.kill()?;
+        }
+        Ok(())
     }
 
     /// A ZooKeeper 3.8 server restarted after `kill -9` occasionally never rejoins: it stays
@@ -824,7 +929,7 @@ impl Ensemble {
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => {}
             }
-            for n in &self.nodes {
+            for n in self.nodes.iter().filter(|n| n.is_member()) {
                 if n.is_live() && !n.is_serving().await {
                     tracing::warn!(
                         node = n.index,
@@ -840,7 +945,7 @@ impl Ensemble {
     /// Start-up wait: like `wait_serving`, but a node that exits is an error at once.
     async fn wait_started(&self, deadline: Instant, limit: Duration) -> Result<(), TestkitError> {
         loop {
-            for n in &self.nodes {
+            for n in self.nodes.iter().filter(|n| n.is_member()) {
                 if let Some(status) = n.exit_status() {
                     return Err(TestkitError::NodeExited {
                         node: n.index,
@@ -851,7 +956,7 @@ impl Ensemble {
                 }
             }
             let mut missing = Vec::new();
-            for n in &self.nodes {
+            for n in self.nodes.iter().filter(|n| n.is_member()) {
                 if !n.is_serving().await {
                     missing.push(n.index);
                 }

@@ -52,11 +52,16 @@ pub struct Node {
     pub(crate) ports: Ports,
     pub(crate) launch: Launch,
     proc: Mutex<Option<Proc>>,
+    /// In the ensemble's membership (a spare not yet started, or a retired server, is not):
+    /// only members are waited for and healed.
+    member: std::sync::atomic::AtomicBool,
 }
 
 /// The loopback ports of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ports {
+    /// The server id (`myid`) these ports belong to.
+    pub(crate) id: usize,
     pub(crate) client: u16,
     pub(crate) secure: Option<u16>,
     pub(crate) quorum: u16,
@@ -116,7 +121,18 @@ impl Node {
             ports,
             launch,
             proc: Mutex::new(adopted_pid.map(Proc::Adopted)),
+            member: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Whether this server is in the ensemble's membership as the test kit knows it (see
+    /// [`crate::EnsembleBuilder::dynamic`]).
+    pub fn is_member(&self) -> bool {
+        self.member.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_member(&self, on: bool) {
+        self.member.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The ZooKeeper server id (`myid`): 1-based, `index() + 1`. It is the high byte of every

@@ -178,6 +178,7 @@ impl Ensemble {
                 .parse()
                 .map_err(|_| bad(format!("bad index {index:?}")))?;
             let ports = Ports {
+                id: index + 1,
                 client: num(client)?,
                 secure: if *secure == "-" {
                     None
@@ -215,6 +216,8 @@ impl Ensemble {
                 client_auth,
                 force_sync,
                 extra_config,
+                // An attached ensemble is only restarted, never reconfigured here.
+                dynamic: false,
             },
             owned: false,
             keep_dir: true,
