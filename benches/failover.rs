@@ -22,7 +22,8 @@
 //! `floor_after_crash` (the bare protocol failing over once after a kill −9), `crash_follower`,
 //! `crash_leader` (with the election time), `freeze`, `freeze_adaptive_6s`,
 //! `freeze_adaptive_30s`, `freeze_30s` (peers' default detectors at T = 30 s),
-//! `freeze_two_of_three`, `storm`. Definitions are in `support/clients.rs` and
+//! `freeze_two_of_three`, `storm`, `rolling_replacement` (servers 1–3 replaced by 4–6 at run
+//! time; the peers on their static lists). Definitions are in `support/clients.rs` and
 //! `docs/benchmarks.md`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code")]
@@ -249,6 +250,11 @@ async fn run(args: Args) -> Vec<String> {
             }
         }
     }
+    if ctx.args.selected("failover/rolling_replacement")
+        && let Err(e) = rolling_replacement(&mut ctx).await
+    {
+        ctx.failures.push(format!("rolling_replacement: {e}"));
+    }
     for who in ALL {
         if *who == Who::Java && ctx.java_cp.is_none() {
             continue;
@@ -283,6 +289,131 @@ async fn run(args: Args) -> Vec<String> {
     }
     drop(ctx.java.take());
     ctx.failures
+}
+
+/// `rolling_replacement`: an ensemble with dynamic membership (servers 1–3, spares 4–6);
+/// one session of each client on the string of 1–3, reading in a loop; then 4, 5, 6 are
+/// added (`reconfig`) and 1, 2, 3 removed and stopped one by one. Per step and client: the
+/// longest time without a successful read (NaN: not reading any more), and at the end whether
+/// the session was kept. zk-failover follows the configuration; the peers keep their static
+/// lists (the Java client would need the application to call `updateServerList`).
+async fn rolling_replacement(ctx: &mut Ctx) -> Result<(), String> {
+    let e = |e: zk_testkit::TestkitError| e.to_string();
+    let ens = Ensemble::builder()
+        .nodes(3)
+        .dynamic(3)
+        .start()
+        .await
+        .map_err(e)?;
+    let cs: String = (0..3)
+        .map(|i| ens.node(i).client_addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin = Client::builder(&cs)
+        .session_timeout(T6)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    match admin
+        .create(
+            "/probe",
+            "probe",
+            &acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+    {
+        Ok(_) | Err(zk_client::Error::NodeExists) => {}
+        Err(e) => return Err(format!("create /probe: {e}")),
+    }
+    let smoke = ctx.args.mode == Mode::Test;
+    let mut subjects = Vec::new();
+    for who in ALL {
+        if (*who == Who::Java && ctx.java_cp.is_none()) || (smoke && *who != Who::Ours) {
+            continue;
+        }
+        let java = if *who == Who::Java {
+            Some(match ctx.java.take() {
+                Some(p) => p,
+                None => JavaProbe::spawn(ctx.java_cp.as_deref().ok_or("no java")?)?,
+            })
+        } else {
+            None
+        };
+        let mut subj = clients::connect(*who, &cs, T6, Detector::Default, java).await?;
+        subj.start_loop()?;
+        subjects.push(subj);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reconfig = |joining: Option<String>, leaving: Option<String>| {
+        let admin = admin.clone();
+        async move {
+            for _ in 0..100 {
+                let change = zk_client::Reconfig::Incremental {
+                    joining: joining.clone(),
+                    leaving: leaving.clone(),
+                };
+                match admin.reconfig(change, None).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.is_retryable() || e == zk_client::Error::ReconfigInProgress => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(format!("reconfig: {e}")),
+                }
+            }
+            Err("reconfig kept failing".to_owned())
+        }
+    };
+    let steps = ["add 4-6", "remove 1", "remove 2", "remove 3"];
+    for (n, what) in steps.iter().enumerate() {
+        step(&format!("rolling replacement: {what}"));
+        for s in &mut subjects {
+            s.mark()?;
+        }
+        if n == 0 {
+            for i in 3..6 {
+                ens.start_spare(i).await.map_err(e)?;
+                reconfig(Some(ens.server_line(i)), None).await?;
+            }
+        } else {
+            let i = n - 1;
+            reconfig(None, Some(ens.node(i).id().to_string())).await?;
+            // zk-failover moves off within a second of the new configuration; then the
+            // server stops, as an operator would stop it.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            tokio::task::block_in_place(|| ens.retire(i)).map_err(e)?;
+        }
+        tokio::time::sleep(Duration::from_secs(if smoke { 3 } else { 6 })).await;
+        for s in &mut subjects {
+            let (pause, kept) = s.since_mark(Duration::from_secs(3))?;
+            let v = pause.map_or(f64::NAN, ms);
+            println!(
+                "failover/rolling_replacement/{}: {what}: pause {v:.1} ms, session kept {kept}",
+                s.who.key()
+            );
+            ctx.results.add(
+                "rolling_replacement",
+                s.who.key(),
+                &format!("step{n}_pause_ms"),
+                vec![v],
+            );
+            if n + 1 == steps.len() {
+                ctx.results.add(
+                    "rolling_replacement",
+                    s.who.key(),
+                    "kept",
+                    vec![if kept { 1.0 } else { 0.0 }],
+                );
+            }
+        }
+    }
+    for s in subjects {
+        if let Some(p) = s.close().await {
+            ctx.java = Some(p);
+        }
+    }
+    admin.close().await;
+    Ok(())
 }
 
 /// Progress lines on stderr with `ZK_BENCH_VERBOSE=1`.

@@ -330,6 +330,55 @@ impl Subject {
         }
     }
 
+    /// Since the mark: the longest time without a successful read (the client's pause
+    /// through whatever happened; `None` if it is still not reading after `lost_after`), and
+    /// whether the session is the same and alive.
+    pub(crate) fn since_mark(
+        &mut self,
+        lost_after: Duration,
+    ) -> Result<(Option<Duration>, bool), String> {
+        match &mut self.handle {
+            Handle::Ours(_) | Handle::Zkc(_) => {
+                let g = self.rec.lock().unwrap();
+                let now = Instant::now();
+                let mut prev = g.mark.unwrap_or(now);
+                let mut gap = Duration::ZERO;
+                for ok in &g.oks {
+                    gap = gap.max(ok.saturating_duration_since(prev));
+                    prev = *ok;
+                }
+                let stalled = now.saturating_duration_since(prev);
+                let pause = (stalled < lost_after).then_some(gap);
+                drop(g);
+                let kept = self.alive()
+                    && match &self.handle {
+                        Handle::Ours(c) => c.session_id() == self.session_id,
+                        Handle::Zkc(c) => c.session_id().0 == self.session_id,
+                        Handle::Java(_) => false,
+                    };
+                Ok((pause, kept))
+            }
+            Handle::Java(p) => {
+                let w = tokio::task::block_in_place(|| p.cmd("result"))?;
+                let (fail, ok_after, first_ok) = (num(&w, 1)?, num(&w, 2)?, num(&w, 3)?);
+                let ns = |v: i64| Duration::from_nanos(u64::try_from(v).unwrap_or(0));
+                let pause = if fail < 0 {
+                    (first_ok >= 0).then_some(Duration::ZERO)
+                } else if ok_after >= 0 {
+                    Some(ns(ok_after).saturating_sub(ns(fail)))
+                } else {
+                    None
+                };
+                let sid = w
+                    .get(4)
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .map(|v| i64::from_ne_bytes(v.to_ne_bytes()));
+                let state = w.get(5).cloned().unwrap_or_default();
+                Ok((pause, sid == Some(self.session_id) && state == "CONNECTED"))
+            }
+        }
+    }
+
     /// Polls [`Subject::outcome`] until it is known or `limit` passes.
     pub(crate) async fn wait_outcome(
         &mut self,
