@@ -182,18 +182,7 @@ async fn run(args: Args) -> Vec<String> {
         .connect()
         .await
         .expect("set-up client");
-    match setup
-        .create(
-            "/probe",
-            "probe",
-            &acl::open_unsafe(),
-            CreateMode::Persistent,
-        )
-        .await
-    {
-        Ok(_) | Err(zk_client::Error::NodeExists) => {}
-        Err(e) => panic!("create /probe: {e}"),
-    }
+    ensure_probe(&setup).await.expect("create /probe");
     setup.close().await;
 
     let java_cp = match java::prepare() {
@@ -314,18 +303,7 @@ async fn rolling_replacement(ctx: &mut Ctx) -> Result<(), String> {
         .connect()
         .await
         .map_err(|e| e.to_string())?;
-    match admin
-        .create(
-            "/probe",
-            "probe",
-            &acl::open_unsafe(),
-            CreateMode::Persistent,
-        )
-        .await
-    {
-        Ok(_) | Err(zk_client::Error::NodeExists) => {}
-        Err(e) => return Err(format!("create /probe: {e}")),
-    }
+    ensure_probe(&admin).await?;
     let smoke = ctx.args.mode == Mode::Test;
     let mut subjects = Vec::new();
     for who in ALL {
@@ -414,6 +392,18 @@ async fn rolling_replacement(ctx: &mut Ctx) -> Result<(), String> {
     }
     admin.close().await;
     Ok(())
+}
+
+/// Creates `/probe`, the node every read loop reads, unless it exists.
+async fn ensure_probe(c: &Client) -> Result<(), String> {
+    let open = acl::open_unsafe();
+    match c
+        .create("/probe", "probe", &open, CreateMode::Persistent)
+        .await
+    {
+        Ok(_) | Err(zk_client::Error::NodeExists) => Ok(()),
+        Err(e) => Err(format!("create /probe: {e}")),
+    }
 }
 
 /// Progress lines on stderr with `ZK_BENCH_VERBOSE=1`.

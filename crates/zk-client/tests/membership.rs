@@ -85,6 +85,23 @@ async fn hosts_become(c: &Client, n: usize) {
         .unwrap();
 }
 
+/// An admin session (not following) and `n` following sessions on `cs`.
+async fn fleet(cs: &str, n: usize) -> (Client, Vec<Client>) {
+    let admin = client(cs, false).await;
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        sessions.push(client(cs, true).await);
+    }
+    (admin, sessions)
+}
+
+async fn close_all(admin: Client, sessions: Vec<Client>) {
+    for c in &sessions {
+        c.close().await;
+    }
+    admin.close().await;
+}
+
 fn node_of(ens: &Ensemble, c: &Client) -> Option<usize> {
     c.server().and_then(|a| ens.node_for_addr(a))
 }
@@ -202,11 +219,7 @@ fn rebalance_on_growth() {
     run(async {
         let ens = ensemble(3, 2).await;
         let cs = connect_string(&ens, 0..3);
-        let admin = client(&cs, false).await;
-        let mut sessions = Vec::new();
-        for _ in 0..100 {
-            sessions.push(client(&cs, true).await);
-        }
+        let (admin, sessions) = fleet(&cs, 100).await;
         let before: Vec<Option<usize>> = sessions.iter().map(|c| node_of(&ens, c)).collect();
         let ids: Vec<i64> = sessions.iter().map(Client::session_id).collect();
         for i in 3..5 {
@@ -244,10 +257,7 @@ fn rebalance_on_growth() {
             .filter(|t| **t < times[0] + Duration::from_secs(1))
             .count();
         assert!(first_second * 2 < times.len(), "{times:?}");
-        for c in &sessions {
-            c.close().await;
-        }
-        admin.close().await;
+        close_all(admin, sessions).await;
     });
 }
 
@@ -257,11 +267,7 @@ fn rebalance_on_shrink() {
     run(async {
         let ens = ensemble(4, 0).await;
         let cs = connect_string(&ens, 0..4);
-        let admin = client(&cs, false).await;
-        let mut sessions = Vec::new();
-        for _ in 0..30 {
-            sessions.push(client(&cs, true).await);
-        }
+        let (admin, sessions) = fleet(&cs, 30).await;
         let leaving = (0..4)
             .find(|i| sessions.iter().any(|c| node_of(&ens, c) == Some(*i)))
             .unwrap();
@@ -283,10 +289,7 @@ fn rebalance_on_shrink() {
                 assert_eq!(c.counters().session.rebalances, 0);
             }
         }
-        for c in &sessions {
-            c.close().await;
-        }
-        admin.close().await;
+        close_all(admin, sessions).await;
     });
 }
 

@@ -141,16 +141,11 @@ pub trait HostProvider: Send + std::fmt::Debug {
         Vec::new()
     }
     /// Replaces the list with `hosts` (non-empty, without duplicates); the session is on
-    /// `current` (an id of the old list) or on no server. Ids change: the answer maps the
+    /// `on` (an id of the old list) or on no server. Ids change: the answer maps the
     /// session's server to the new list and says whether to move. A provider that cannot
     /// change returns [`Rebalance::Unsupported`] (the default).
-    fn update(
-        &mut self,
-        hosts: Vec<HostSpec>,
-        current: Option<HostId>,
-        rng: &mut Rng,
-    ) -> Rebalance {
-        let _ = (hosts, current, rng);
+    fn update(&mut self, hosts: Vec<HostSpec>, on: Option<HostId>, rng: &mut Rng) -> Rebalance {
+        let _ = (hosts, on, rng);
         Rebalance::Unsupported
     }
 }
@@ -160,6 +155,17 @@ struct Entry {
     spec: HostSpec,
     stats: HostStats,
     penalty_until: Option<Instant>,
+}
+
+impl Entry {
+    /// A host with no history.
+    fn fresh(spec: HostSpec) -> Self {
+        Self {
+            spec,
+            stats: HostStats::default(),
+            penalty_until: None,
+        }
+    }
 }
 
 /// The default provider over a fixed list of hosts (see the module docs).
@@ -182,14 +188,7 @@ impl StaticHostProvider {
     #[must_use]
     pub fn new(hosts: Vec<HostSpec>) -> Self {
         let order = (0..hosts.len()).collect();
-        let entries = hosts
-            .into_iter()
-            .map(|spec| Entry {
-                spec,
-                stats: HostStats::default(),
-                penalty_until: None,
-            })
-            .collect();
+        let entries = hosts.into_iter().map(Entry::fresh).collect();
         Self {
             entries,
             order,
@@ -300,12 +299,8 @@ impl HostProvider for StaticHostProvider {
     /// if there is one); when the list grew, a session stays with probability old/new and
     /// otherwise moves to one of the new hosts, so the load ends up even without every
     /// session moving; otherwise it stays.
-    fn update(
-        &mut self,
-        hosts: Vec<HostSpec>,
-        current: Option<HostId>,
-        rng: &mut Rng,
-    ) -> Rebalance {
+    fn update(&mut self, hosts: Vec<HostSpec>, on: Option<HostId>, rng: &mut Rng) -> Rebalance {
+        let current = on;
         let old_len = self.entries.len();
         let current_spec = current
             .and_then(|id| self.entries.get(id))
@@ -320,11 +315,7 @@ impl HostProvider for StaticHostProvider {
                 Some(i) => old.swap_remove(i),
                 None => {
                     added.push(self.entries.len());
-                    Entry {
-                        spec,
-                        stats: HostStats::default(),
-                        penalty_until: None,
-                    }
+                    Entry::fresh(spec)
                 }
             };
             self.entries.push(entry);
