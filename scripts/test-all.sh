@@ -78,11 +78,13 @@ clippy() {
 
 # Every published crate packages, and each package builds alone from what it ships (cargo
 # verifies them against a local registry holding the workspace's other packages).
-# cargo unpacks the verification registry's crates under $CARGO_HOME/registry/src/-<hash>/
-# by name and version and reuses them on the next run, so a machine that packaged before
-# would verify the stale copies: they are removed first (only this workspace's crates).
+# cargo keeps the verification registry (target/package/tmp-registry) and unpacks its crates
+# under $CARGO_HOME/registry/src/-<hash>/ by name and version, reusing both on the next run:
+# a machine that packaged before would verify stale copies. Both are removed first (only
+# this workspace's crates).
 package() {
     local src="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+    rm -rf target/package
     for krate in zk-connstr zk-proto zk-transport zk-session-core zk-session zk-client \
         zk-recipes zk-testkit zk-failover; do
         rm -rf "$src"/-*/"$krate"-[0-9]*
