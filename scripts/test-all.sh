@@ -78,17 +78,24 @@ clippy() {
 
 # Every published crate packages, and each package builds alone from what it ships (cargo
 # verifies them against a local registry holding the workspace's other packages).
-# cargo keeps the verification registry (target/package/tmp-registry) and unpacks its crates
-# under $CARGO_HOME/registry/src/-<hash>/ by name and version, reusing both on the next run:
-# a machine that packaged before would verify stale copies. Both are removed first (only
-# this workspace's crates).
+# cargo keeps the verification registry (target/package/tmp-registry), unpacks its crates
+# under $CARGO_HOME/registry/src/-<hash>/ and builds them into target/ — all keyed by name and
+# version, and registry crates are never re-checked for changes: a machine that packaged
+# before would verify the previous run's crates. All three are removed first (only this
+# workspace's crates; a fresh machine has none of them).
 package() {
     local src="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+    local crates=(zk-connstr zk-proto zk-transport zk-session-core zk-session zk-client
+        zk-recipes zk-testkit zk-failover)
     rm -rf target/package
-    for krate in zk-connstr zk-proto zk-transport zk-session-core zk-session zk-client \
-        zk-recipes zk-testkit zk-failover; do
+    for krate in "${crates[@]}"; do
         rm -rf "$src"/-*/"$krate"-[0-9]*
     done
+    local clean=()
+    for krate in "${crates[@]}"; do
+        clean+=(-p "$krate")
+    done
+    cargo clean --quiet "${clean[@]}"
     cargo package --workspace --exclude zk-bench --allow-dirty --quiet
 }
 
