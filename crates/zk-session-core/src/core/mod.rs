@@ -1,9 +1,10 @@
 //! The sans-I/O session core: the state machine, its inputs and outputs. Its internals live in
 //! `attempts` (choosing and opening), `frames` (what the server sent), `connection` (liveness
-//! and losing it) and `output` (requests, preamble, completions); pacing is `crate::pacing`.
+//! and losing it), `hosts` (host lists that change) and `output` (requests, preamble,
+//! completions, and the `poll_*` methods); pacing is `crate::pacing`.
 //!
 //! [`Session`] is a pure state machine: it never reads the clock, never touches a socket and
-//! never spawns a task. A driver (see [`crate::driver`]) feeds it what happened and carries
+//! never spawns a task. A driver (`zk_session::driver`) feeds it what happened and carries
 //! out what it asks for. Its methods come in four kinds, in the quinn-proto manner:
 //!
 //! 1. getters taking `&self` ([`Session::state`], [`Session::session_id`], …);
@@ -800,59 +801,5 @@ impl Session {
             }
         }
         self.rearm_batching(now);
-    }
-
-    // ----- 4. Outputs -----
-
-    /// The next I/O action, if any.
-    #[must_use]
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-
-    /// Bytes to write on the current connection, if any.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<(ConnId, Bytes)> {
-        if self.tx.is_empty() {
-            return None;
-        }
-        let conn = self.tx_conn?;
-        Some((conn, self.tx.split().freeze()))
-    }
-
-    /// The next event for the application layer, if any.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
-    }
-
-    /// The next output in the order a driver must carry them out: actions (resolve,
-    /// connect, close) before bytes for the current connection, bytes before events. Calling
-    /// it until `None` after every input is the whole drain loop; the `poll_action`,
-    /// `poll_transmit` and `poll_event` it is made of stay available.
-    #[must_use]
-    pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(action) = self.poll_action() {
-            return Some(Output::Action(action));
-        }
-        if let Some((conn, data)) = self.poll_transmit() {
-            return Some(Output::Transmit { conn, data });
-        }
-        self.poll_event().map(Output::Event)
-    }
-
-    /// When [`Session::handle_timeout`] must be called next.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_timeout()
-    }
-}
-
-impl Drop for Session {
-    /// A session dropped before it ended leaves the process's session gauge.
-    fn drop(&mut self) {
-        if !self.state.is_terminal() {
-            telemetry::state(Some(self.state), None);
-        }
     }
 }

@@ -158,3 +158,58 @@ impl Session {
         self.tx_conn = None;
     }
 }
+
+/// 4. Outputs: what the driver must do next (see the module docs of `core`).
+impl Session {
+    /// The next I/O action, if any.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Bytes to write on the current connection, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(ConnId, Bytes)> {
+        if self.tx.is_empty() {
+            return None;
+        }
+        let conn = self.tx_conn?;
+        Some((conn, self.tx.split().freeze()))
+    }
+
+    /// The next event for the application layer, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next output in the order a driver must carry them out: actions (resolve,
+    /// connect, close) before bytes for the current connection, bytes before events. Calling
+    /// it until `None` after every input is the whole drain loop; the `poll_action`,
+    /// `poll_transmit` and `poll_event` it is made of stay available.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(action) = self.poll_action() {
+            return Some(Output::Action(action));
+        }
+        if let Some((conn, data)) = self.poll_transmit() {
+            return Some(Output::Transmit { conn, data });
+        }
+        self.poll_event().map(Output::Event)
+    }
+
+    /// When [`Session::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped before it ended leaves the process's session gauge.
+    fn drop(&mut self) {
+        if !self.state.is_terminal() {
+            telemetry::state(Some(self.state), None);
+        }
+    }
+}
