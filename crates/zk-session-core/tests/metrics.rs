@@ -115,10 +115,7 @@ fn cfg() -> SessionConfig {
 }
 
 fn connected(sim: &mut Sim) -> usize {
-    sim.start();
-    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
-        == SessionState::Connected));
-    sim.connected_host().unwrap()
+    sim.connect_now()
 }
 
 fn back(sim: &mut Sim, reconnects: u64) {

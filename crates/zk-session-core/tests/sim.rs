@@ -42,10 +42,7 @@ fn write() -> Request {
 }
 
 fn connected(sim: &mut Sim) -> usize {
-    sim.start();
-    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
-        == SessionState::Connected));
-    sim.connected_host().unwrap()
+    sim.connect_now()
 }
 
 /// A connected session whose configuration shares `SharedHosts` with the test (which plays
@@ -61,13 +58,7 @@ fn connected_sharing() -> (Sim, Arc<SharedHosts>, usize) {
 
 /// Runs until connected again and returns the pause measured by the core.
 fn reconnect_pause(sim: &mut Sim, limit: Duration) -> Duration {
-    assert!(
-        sim.run_until_cond(limit, |s| s.core.counters().reconnects > 0
-            && s.state() == SessionState::Connected),
-        "not reconnected; states: {:?}",
-        sim.states
-    );
-    sim.core.counters().last_pause.unwrap()
+    sim.reconnect_pause(limit)
 }
 
 #[test]

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use zk_session_core::SessionConfig;
 use zk_session_core::testing::Sim;
-use zk_session_core::{SessionConfig, SessionState};
 
 fn cfg() -> SessionConfig {
     let mut c = SessionConfig::with_timeout(Duration::from_secs(6));
@@ -16,20 +16,11 @@ fn cfg() -> SessionConfig {
 }
 
 fn connected(sim: &mut Sim) -> usize {
-    sim.start();
-    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
-        == SessionState::Connected));
-    sim.connected_host().unwrap()
+    sim.connect_now()
 }
 
 fn reconnect_pause(sim: &mut Sim, limit: Duration) -> Duration {
-    assert!(
-        sim.run_until_cond(limit, |s| s.core.counters().reconnects > 0
-            && s.state() == SessionState::Connected),
-        "not reconnected; states: {:?}",
-        sim.states
-    );
-    sim.core.counters().last_pause.unwrap()
+    sim.reconnect_pause(limit)
 }
 
 /// A `tracing` subscriber sees one `zk_failover` span per failover, closed when the session

@@ -4,16 +4,12 @@
 
 use std::time::Duration;
 
-use zk_session::SessionState;
 use zk_session_core::testing::Sim;
 
 const T: Duration = Duration::from_secs(6);
 
 fn connected(sim: &mut Sim) -> usize {
-    sim.start();
-    assert!(sim.run_until_cond(Duration::from_secs(1), |s| s.state()
-        == SessionState::Connected));
-    sim.connected_host().unwrap()
+    sim.connect_now()
 }
 
 #[test]

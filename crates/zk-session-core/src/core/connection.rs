@@ -147,15 +147,8 @@ impl Session {
             Phase::Connected {
                 conn, host, since, ..
             } => {
-                self.drop_conn(conn);
-                for t in [Timer::Ping, Timer::Receive, Timer::ReadOnlyProbe] {
-                    self.timers.stop(t);
-                }
-                self.probe_in_flight = None;
-                self.ping_sent = None;
-                self.preamble_pending.clear();
                 self.hosts.on_failure(now, host, failure);
-                self.requeue_in_flight(true);
+                self.drop_established(conn);
                 // Two clients resuming one session take it from each other; each round
                 // shows up here as a young connection closed by the server.
                 let window =
@@ -182,9 +175,6 @@ impl Session {
                     self.finish(now, SessionState::TakenOver);
                     return;
                 }
-                self.disconnected_at = Some(now);
-                self.lost_host = Some(host);
-                self.attempts_at_loss = self.counters.attempts;
                 telemetry::connection_lost(self.server, failure);
                 self.failover_span = tracing::info_span!(
                     "zk_failover",
@@ -196,12 +186,7 @@ impl Session {
                     pause_ms = tracing::field::Empty,
                     ended = tracing::field::Empty,
                 );
-                self.set_state(now, SessionState::Disconnected);
-                if let Some(contact) = self.last_contact {
-                    let limit = self.cfg.timing.local_expiry.of(self.timeout());
-                    self.timers.set(Timer::LocalExpiry, contact + limit);
-                }
-                self.begin_attempt_on(now, preferred);
+                self.reconnect_from(now, Some(host), preferred);
             }
             Phase::Closing { conn, .. } => {
                 self.drop_conn(conn);
@@ -209,6 +194,38 @@ impl Session {
             }
             other => self.phase = other,
         }
+    }
+
+    /// An established connection ends (a failure or a planned move): close it, stop its
+    /// timers, and requeue or fail what was in flight on it.
+    pub(super) fn drop_established(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
+        for t in [Timer::Ping, Timer::Receive, Timer::ReadOnlyProbe] {
+            self.timers.stop(t);
+        }
+        self.probe_in_flight = None;
+        self.ping_sent = None;
+        self.preamble_pending.clear();
+        self.requeue_in_flight(true);
+    }
+
+    /// The session lost its server (`lost`) at `now`: `Disconnected`, the local-expiry clock
+    /// running from the last contact, and a reconnect starting at once (on `preferred`).
+    pub(super) fn reconnect_from(
+        &mut self,
+        now: Instant,
+        lost: Option<HostId>,
+        preferred: Option<HostId>,
+    ) {
+        self.disconnected_at = Some(now);
+        self.lost_host = lost;
+        self.attempts_at_loss = self.counters.attempts;
+        self.set_state(now, SessionState::Disconnected);
+        if let Some(contact) = self.last_contact {
+            let limit = self.cfg.timing.local_expiry.of(self.timeout());
+            self.timers.set(Timer::LocalExpiry, contact + limit);
+        }
+        self.begin_attempt_on(now, preferred);
     }
 
     /// Moves answers lost with the connection: reads go back to the front of the queue in

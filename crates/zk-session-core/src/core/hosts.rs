@@ -135,21 +135,8 @@ impl Session {
         self.counters.rebalances += 1;
         info!(from = ?self.server, to, "moving to another server (host list changed)");
         self.phase = Phase::Waiting;
-        self.drop_conn(conn);
-        for t in [Timer::Ping, Timer::Receive, Timer::ReadOnlyProbe] {
-            self.timers.stop(t);
-        }
-        self.ping_sent = None;
-        self.requeue_in_flight(true);
-        self.disconnected_at = Some(now);
-        self.lost_host = (host != usize::MAX).then_some(host);
-        self.attempts_at_loss = self.counters.attempts;
-        self.set_state(now, SessionState::Disconnected);
-        if let Some(contact) = self.last_contact {
-            let limit = self.cfg.timing.local_expiry.of(self.timeout());
-            self.timers.set(Timer::LocalExpiry, contact + limit);
-        }
-        self.begin_attempt_on(now, Some(to));
+        self.drop_established(conn);
+        self.reconnect_from(now, (host != usize::MAX).then_some(host), Some(to));
     }
 
     /// The host of the attempt in progress, if any.

@@ -219,6 +219,31 @@ impl Sim {
         self.pump();
     }
 
+    /// Starts the session and runs until it is connected (within a second of virtual time);
+    /// returns the host it is on.
+    pub fn connect_now(&mut self) -> usize {
+        self.start();
+        assert!(
+            self.run_until_cond(Duration::from_secs(1), |s| s.state()
+                == SessionState::Connected),
+            "not connected: {:?}",
+            self.states
+        );
+        self.connected_host().unwrap()
+    }
+
+    /// Runs until the session is connected again after a loss (within `limit`); returns the
+    /// pause the core measured.
+    pub fn reconnect_pause(&mut self, limit: Duration) -> Duration {
+        assert!(
+            self.run_until_cond(limit, |s| s.core.counters().reconnects > 0
+                && s.state() == SessionState::Connected),
+            "not reconnected; states: {:?}",
+            self.states
+        );
+        self.core.counters().last_pause.unwrap()
+    }
+
     /// Index of the host the session is connected to.
     #[must_use]
     pub fn connected_host(&self) -> Option<usize> {
