@@ -20,6 +20,7 @@ use zk_proto::{
     WhoAmIResponse,
 };
 use zk_session::driver::SessionHandle;
+use zk_session::sasl::{DigestMd5, SaslMechanism};
 use zk_session::{
     Counters, HostProvider, Idempotence, Reply, Request, SavedSession, Session, SessionConfig,
     SessionState, StateChange, StaticHostProvider, Timing,
@@ -78,6 +79,7 @@ pub struct ClientBuilder {
     set_watches_batch: usize,
     configure: Option<ConfigureFn>,
     follow_reconfig: bool,
+    sasl: Option<Arc<dyn SaslMechanism>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -89,6 +91,7 @@ impl std::fmt::Debug for ClientBuilder {
                 "auth_schemes",
                 &self.auth.iter().map(|a| &a.0).collect::<Vec<_>>(),
             )
+            .field("sasl", &self.sasl.as_ref().map(|m| m.name()))
             .field("can_be_read_only", &self.can_be_read_only)
             .field("operation_timeout", &self.operation_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -115,7 +118,26 @@ impl ClientBuilder {
             set_watches_batch: DEFAULT_SET_WATCHES_BATCH,
             configure: None,
             follow_reconfig: true,
+            sasl: None,
         }
+    }
+
+    /// Authenticate with SASL after every (re)connect, before the watches are re-registered
+    /// and before any request goes out: DIGEST-MD5 ([`ClientBuilder::sasl_digest`]),
+    /// Kerberos (`zk_client::gssapi::Gssapi`, feature `gssapi`) or any [`SaslMechanism`].
+    /// Credentials the server rejects end the session with [`Error::AuthFailed`]; a SASL
+    /// failure that is not about them (the server went away, the KDC unreachable) is a
+    /// failover like any other: next server, same session.
+    pub fn sasl(mut self, mechanism: Arc<dyn SaslMechanism>) -> Self {
+        self.sasl = Some(mechanism);
+        self
+    }
+
+    /// SASL DIGEST-MD5 with a user of the servers' JAAS `DigestLoginModule` (the session
+    /// gets the identity `sasl:<user>`). The password never appears in `Debug` output or
+    /// logs.
+    pub fn sasl_digest(self, user: &str, password: &str) -> Self {
+        self.sasl(Arc::new(DigestMd5::new(user, password)))
     }
 
     /// Follow the ensemble's dynamic configuration (`/zookeeper/config`, ZooKeeper 3.5+):
@@ -242,6 +264,7 @@ impl ClientBuilder {
         if let Some(t) = self.timing {
             cfg.timing = t;
         }
+        cfg.sasl = self.sasl;
         if let Some(f) = self.configure {
             f(&mut cfg);
         }

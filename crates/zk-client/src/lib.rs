@@ -127,6 +127,8 @@ pub use crate::watch::{
 
 pub use bytes::Bytes;
 pub use zk_proto::{Acl, ClientInfo, ErrorCode, EventType, Id, KeeperState, Stat, perms};
+pub use zk_session::sasl;
+pub use zk_session::sasl::{DigestMd5, SaslError, SaslMechanism};
 pub use zk_session::{
     Counters, ExpiredBy, HostProvider, SavedSession, SessionState, StateChange, StaticHostProvider,
     Timing,

@@ -73,6 +73,10 @@ pub struct SessionConfig {
     /// come, and by a 1 ms timer). Saves client CPU under load; an idle or lightly loaded
     /// connection is unaffected. Default on; Linux only (elsewhere it does nothing).
     pub reply_batching: bool,
+    /// Authenticate with SASL after every handshake ([`crate::sasl`]): nothing else goes
+    /// out on a connection until the mechanism is done, and a rejection of the credentials
+    /// ends the session with `AuthFailed`. `None` (the default): no SASL.
+    pub sasl: Option<crate::sasl::SharedMechanism>,
 }
 
 impl Default for SessionConfig {
@@ -90,6 +94,7 @@ impl Default for SessionConfig {
             rng_seed: None,
             shared: None,
             reply_batching: true,
+            sasl: None,
         }
     }
 }

@@ -50,6 +50,9 @@ pub enum HostFailure {
     Frozen,
     /// The server is read-only and we want a read-write one.
     ReadOnly,
+    /// SASL could not be completed with this server for a reason that may fix itself (the
+    /// KDC unreachable, no service ticket for it yet); not a rejection of the credentials.
+    Auth,
 }
 
 impl HostFailure {
@@ -62,7 +65,7 @@ impl HostFailure {
             Self::ClosedInHandshake => Duration::from_millis(25),
             Self::Refused => Duration::from_millis(100),
             Self::ConnectionLost | Self::Io => Duration::from_millis(500),
-            Self::Unresolvable | Self::ReadOnly => Duration::from_secs(1),
+            Self::Unresolvable | Self::ReadOnly | Self::Auth => Duration::from_secs(1),
             Self::TimedOut | Self::Frozen | Self::Protocol | Self::Tls => Duration::from_secs(5),
         }
     }

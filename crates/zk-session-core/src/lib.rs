@@ -53,6 +53,7 @@ mod detector;
 pub mod host;
 pub mod pacing;
 pub mod rng;
+pub mod sasl;
 pub mod shared;
 pub mod telemetry;
 #[cfg(any(fuzzing, feature = "testing"))]
@@ -68,6 +69,7 @@ pub use crate::host::{
     Candidate, HostFailure, HostId, HostProvider, HostStats, Rebalance, StaticHostProvider,
 };
 pub use crate::pacing::{ElectionEstimate, ElectionSeen};
+pub use crate::sasl::{DigestMd5, SaslClient, SaslError, SaslMechanism, SaslStep, Secret};
 pub use crate::shared::SharedHosts;
 pub use crate::types::{
     ConnId, Counters, ExpiredBy, Idempotence, Reply, Request, RequestError, RequestId,

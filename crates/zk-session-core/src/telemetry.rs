@@ -44,6 +44,7 @@ pub fn outcome_label(failure: Option<HostFailure>) -> &'static str {
         Some(HostFailure::ConnectionLost) => "connection_lost",
         Some(HostFailure::Frozen) => "silent",
         Some(HostFailure::ReadOnly) => "read_only",
+        Some(HostFailure::Auth) => "sasl",
     }
 }
 

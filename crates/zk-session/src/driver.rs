@@ -25,6 +25,7 @@ use zk_transport::{BoxStream, ConnectError, Connector, Target};
 
 use crate::core::{Action, HostsError, Output, Session};
 use crate::host::{HostFailure, HostStats};
+use crate::sasl::{SaslClient, SaslError, SaslStep};
 use crate::types::{
     ConnId, Counters, Reply, Request, RequestError, RequestId, SessionEvent, SessionState,
     StateChange,
@@ -261,6 +262,7 @@ pub fn spawn(
         handles_gone: false,
         io_tx,
         io_rx,
+        sasl: None,
     };
     let span = info_span!("zk_session");
     tokio::spawn(driver.run().instrument(span));
@@ -290,6 +292,8 @@ enum Io {
     Connected(ConnId, BoxStream),
     ConnectFailed(ConnId, HostFailure),
     Probe(u64, bool),
+    /// A SASL step that ran on a blocking thread, with its conversation handed back.
+    Sasl(ConnId, Box<dyn SaslClient>, Result<SaslStep, SaslError>),
 }
 
 /// The current connection: the stream and the bytes not yet accepted by it.
@@ -404,10 +408,14 @@ struct Driver {
     handles_gone: bool,
     io_tx: mpsc::UnboundedSender<Io>,
     io_rx: mpsc::UnboundedReceiver<Io>,
+    /// The SASL conversation of the connection being authenticated (absent while a step
+    /// runs on a blocking thread).
+    sasl: Option<(ConnId, Box<dyn SaslClient>)>,
 }
 
 impl Driver {
     async fn run(mut self) {
+        self.prepare_sasl();
         self.core.start(now());
         // One timer for the whole life of the session. It is only moved *earlier* when the
         // core's next deadline is earlier than the armed one; a later deadline (the receive
@@ -509,7 +517,11 @@ impl Driver {
                 self.waiters.insert(id, tx);
             }
             Some(Command::UpdateHosts(hosts, tx)) => {
-                let _ = tx.send(self.core.update_hosts(now(), hosts));
+                let result = self.core.update_hosts(now(), hosts);
+                if matches!(result, Ok(true)) {
+                    self.prepare_sasl();
+                }
+                let _ = tx.send(result);
                 self.update_snapshot();
             }
             Some(Command::Close) => self.core.close(now()),
@@ -541,6 +553,59 @@ impl Driver {
             }
             Io::ConnectFailed(conn, failure) => self.core.handle_connect_failed(now, conn, failure),
             Io::Probe(probe, rw) => self.core.handle_probe(now, probe, rw),
+            Io::Sasl(conn, client, result) => {
+                if self.core.current_conn() == Some(conn) {
+                    self.sasl = Some((conn, client));
+                }
+                self.core.handle_sasl(now, conn, result);
+            }
+        }
+    }
+
+    /// Lets the SASL mechanism obtain what it needs for every server ahead of need (Kerberos
+    /// service tickets), on a blocking thread.
+    fn prepare_sasl(&self) {
+        if let Some(mech) = self.core.config().sasl.clone() {
+            let servers: Vec<String> = self
+                .core
+                .hosts()
+                .iter()
+                .map(HostSpec::server_name)
+                .collect();
+            drop(tokio::task::spawn_blocking(move || mech.prepare(&servers)));
+        }
+    }
+
+    /// Runs one SASL step for `conn`: inline for a pure mechanism, on a blocking thread
+    /// for one that may wait on a KDC.
+    fn sasl_step(&mut self, conn: ConnId, server: &str, token: Option<Bytes>) {
+        let Some(mech) = self.core.config().sasl.clone() else {
+            return;
+        };
+        let client = match (token.is_none(), self.sasl.take()) {
+            (false, Some((c, client))) if c == conn => Ok(client),
+            (false, _) => Err(SaslError::Protocol(
+                "no SASL conversation for this connection".to_owned(),
+            )),
+            (true, _) => mech.start(server),
+        };
+        let mut client = match client {
+            Ok(client) => client,
+            Err(err) => {
+                self.core.handle_sasl(now(), conn, Err(err));
+                return;
+            }
+        };
+        if mech.may_block() {
+            let tx = self.io_tx.clone();
+            drop(tokio::task::spawn_blocking(move || {
+                let result = client.step(token.as_deref());
+                let _ = tx.send(Io::Sasl(conn, client, result));
+            }));
+        } else {
+            let result = client.step(token.as_deref());
+            self.sasl = Some((conn, client));
+            self.core.handle_sasl(now(), conn, result);
         }
     }
 
@@ -672,6 +737,11 @@ impl Driver {
                     let _ = tx.send(Io::Probe(probe, rw));
                 });
             }
+            Action::Sasl {
+                conn,
+                server,
+                token,
+            } => self.sasl_step(conn, &server, token),
             // A newer core's action this driver does not know.
             other => debug!(?other, "action not handled"),
         }

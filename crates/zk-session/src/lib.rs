@@ -50,7 +50,7 @@ pub use zk_session_core::{
     ElectionPacing, ExpiredBy, Fraction, HostFailure, HostId, HostProvider, HostStats, HostsError,
     Idempotence, Output, Preamble, PreamblePacket, Rebalance, Reply, Request, RequestError,
     RequestId, SavedSession, Session, SessionConfig, SessionEvent, SessionState, SharedHosts,
-    StateChange, StaticHostProvider, Target, Timing, config, core, host, pacing, rng, shared,
+    StateChange, StaticHostProvider, Target, Timing, config, core, host, pacing, rng, sasl, shared,
     types,
 };
 

@@ -13,6 +13,7 @@ use crate::error::TestkitError;
 use crate::node::{Launch, Node, Ports};
 use crate::process::{self, Registry};
 use crate::proxy::FaultProxy;
+use crate::sasl::SaslServer;
 use crate::tls::{ClientAuth, TlsMaterial, TlsOptions};
 
 /// Default `tickTime`: 200 ms, so session timeouts of 0.4–4 s are allowed.
@@ -49,6 +50,7 @@ pub struct EnsembleBuilder {
     extra_jvm_flags: Vec<String>,
     spares: usize,
     dynamic: bool,
+    sasl: Option<SaslServer>,
 }
 
 impl Default for EnsembleBuilder {
@@ -72,6 +74,7 @@ impl Default for EnsembleBuilder {
             extra_jvm_flags: Vec::new(),
             spares: 0,
             dynamic: false,
+            sasl: None,
         }
     }
 }
@@ -192,6 +195,13 @@ impl EnsembleBuilder {
         self
     }
 
+    /// Authenticate clients with SASL (DIGEST-MD5 users or Kerberos), optionally enforced:
+    /// see [`SaslServer`].
+    pub fn sasl(mut self, sasl: SaslServer) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Add a JVM flag (e.g. `-Dzookeeper.something=1`) to every node.
     pub fn jvm_flag(mut self, flag: impl Into<String>) -> Self {
         self.extra_jvm_flags.push(flag.into());
@@ -268,10 +278,19 @@ impl EnsembleBuilder {
             (Some(r), true) => Some(r.spawn_watchdog(scratch)?),
             _ => None,
         };
+        let mut jvm_flags = self.jvm_flags();
+        let mut extra_config = self.extra_config.clone();
+        if let Some(sasl) = &self.sasl {
+            let jaas = root.join("jaas.conf");
+            fs::write(&jaas, sasl.jaas())
+                .map_err(|e| TestkitError::io("writing the servers' JAAS file", e))?;
+            jvm_flags.extend(sasl.jvm_flags(&jaas));
+            extra_config.extend(sasl.config());
+        }
         let launch = Launch {
             java,
             classpath: classpath(&jar),
-            jvm_flags: self.jvm_flags(),
+            jvm_flags,
             detached: self.detached,
             registry,
         };
@@ -282,7 +301,7 @@ impl EnsembleBuilder {
             read_only: self.read_only,
             client_auth: self.tls.map(|t| t.client_auth),
             force_sync: self.force_sync,
-            extra_config: self.extra_config.clone(),
+            extra_config,
             dynamic: self.dynamic,
         };
         let mut ens = Ensemble {

@@ -54,9 +54,11 @@
 
 mod ensemble;
 mod error;
+mod kdc;
 mod node;
 mod process;
 mod proxy;
+mod sasl;
 mod state;
 mod tls;
 
@@ -64,9 +66,11 @@ pub use ensemble::{
     DEFAULT_JAR, DEFAULT_START_TIMEOUT, DEFAULT_TICK, Ensemble, EnsembleBuilder, jar_path,
 };
 pub use error::TestkitError;
+pub use kdc::{Kdc, REALM, kdc_available};
 pub use node::{FOUR_LETTER_TIMEOUT, Node};
 pub use process::{pids_referencing, reap_orphans, reap_orphans_in, registry_dir};
 pub use proxy::{CHUNK, FaultProxy, HeldFrame, HoldFilter, ProxyMode, QUEUE_CHUNKS};
+pub use sasl::SaslServer;
 pub use state::STATE_FILE;
 pub use tls::{ClientAuth, Leaf, TestCa, TlsMaterial, TlsOptions, self_signed};
 

@@ -91,6 +91,8 @@ impl Session {
             handshake_sent: None,
             addr: None,
             span: tracing::Span::none(),
+            sasl: SaslWait::Done,
+            answered: None,
         };
         self.counters.attempts += 1;
         if let Some(addr) = attempt.spec.socket_addr() {

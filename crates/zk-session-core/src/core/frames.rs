@@ -12,8 +12,12 @@ impl Session {
     pub(super) fn handle_frame(&mut self, now: Instant, frame: Frame) {
         match frame {
             Frame::Complete(payload) => {
-                if matches!(self.phase, Phase::Handshaking { .. }) {
-                    self.on_connect_response(now, payload);
+                if let Phase::Handshaking { attempt, .. } = &self.phase {
+                    if attempt.answered.is_some() {
+                        self.on_sasl_reply(now, payload);
+                    } else {
+                        self.on_connect_response(now, payload);
+                    }
                 } else {
                     self.on_reply(now, payload);
                 }
@@ -30,7 +34,7 @@ impl Session {
     pub(super) fn on_connect_response(&mut self, now: Instant, payload: Bytes) {
         let Phase::Handshaking {
             conn,
-            attempt,
+            mut attempt,
             target,
         } = std::mem::replace(&mut self.phase, Phase::Waiting)
         else {
@@ -93,13 +97,111 @@ impl Session {
         if !resp.read_only {
             self.session_is_rw = true;
         }
+        self.last_contact = Some(now);
+        self.last_recv = now;
+        if attempt.sasl != SaslWait::Done {
+            // The session is the server's; it is ours once SASL is done.
+            attempt.answered = Some((now, resp.read_only));
+            self.phase = Phase::Handshaking {
+                conn,
+                attempt,
+                target,
+            };
+            return;
+        }
+        self.established(now, conn, attempt, target, now, resp.read_only);
+    }
+
+    /// SASL finished on the current handshake: the session is established.
+    pub(super) fn sasl_done(&mut self, now: Instant) {
+        let Phase::Handshaking {
+            conn,
+            attempt,
+            target,
+        } = std::mem::replace(&mut self.phase, Phase::Waiting)
+        else {
+            return;
+        };
+        let Some((answered, read_only)) = attempt.answered else {
+            self.phase = Phase::Handshaking {
+                conn,
+                attempt,
+                target,
+            };
+            return;
+        };
+        debug!(conn = conn.0, "SASL done");
+        self.established(now, conn, attempt, target, answered, read_only);
+        self.flush(now);
+    }
+
+    /// A server's answer to a SASL token.
+    fn on_sasl_reply(&mut self, now: Instant, mut payload: Bytes) {
+        let Phase::Handshaking { conn, attempt, .. } = &self.phase else {
+            return;
+        };
+        let (conn, server, wait) = (*conn, attempt.spec.server_name(), attempt.sasl);
+        let header = match ReplyHeader::decode(&mut payload) {
+            Ok(h) => h,
+            Err(err) => {
+                warn!(%err, "bad reply header during SASL");
+                self.conn_failed(now, HostFailure::Protocol);
+                return;
+            }
+        };
+        self.last_recv = now;
+        if wait != SaslWait::Server(header.xid) {
+            warn!(xid = header.xid, "unexpected reply during SASL");
+            self.conn_failed(now, HostFailure::Protocol);
+            return;
+        }
+        match header.err {
+            ErrorCode::Ok => {}
+            ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth => {
+                warn!(err = ?header.err, "the server rejected the SASL credentials");
+                self.finish(now, SessionState::AuthFailed);
+                return;
+            }
+            other => {
+                warn!(err = ?other, "SASL answered with an error");
+                self.conn_failed(now, HostFailure::Protocol);
+                return;
+            }
+        }
+        let token = match zk_proto::SetSaslResponse::decode(&mut payload) {
+            Ok(r) => r.token.unwrap_or_default(),
+            Err(err) => {
+                warn!(%err, "malformed SASL reply");
+                self.conn_failed(now, HostFailure::Protocol);
+                return;
+            }
+        };
+        self.set_sasl_wait(SaslWait::Mechanism);
+        self.actions.push_back(Action::Sasl {
+            conn,
+            server,
+            token: Some(token),
+        });
+    }
+
+    /// The handshake (and SASL, if any) succeeded: the session is on `conn`.
+    fn established(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        attempt: Attempt,
+        target: Target,
+        answered: Instant,
+        read_only: bool,
+    ) {
+        let timeout_ms = self.negotiated.map_or(0, |t| t.as_millis());
         self.hosts.on_success(now, attempt.host);
         // Was the server queueing handshakes (a herd reconnecting with us)? Judged against the
         // session's usual handshake, before this one joins the estimate.
         let usual_handshake = self.handshake_rtt.srtt();
         let handshake = attempt
             .handshake_sent
-            .map(|sent| now.saturating_duration_since(sent));
+            .map(|sent| answered.saturating_duration_since(sent));
         if let Some(took) = handshake {
             self.handshake_rtt.sample(took);
             telemetry::handshake(target.addr, took);
@@ -161,13 +263,12 @@ impl Session {
             info!(
                 session_id = format_args!("{:#x}", self.session_id),
                 server = %target.addr,
-                timeout_ms = resp.timeout,
+                timeout_ms,
                 "session established"
             );
         }
         // A preamble too large to pipeline goes out now, still before any request.
         self.write_preamble();
-        let read_only = resp.read_only;
         self.phase = Phase::Connected {
             conn,
             host: attempt.host,
@@ -209,6 +310,13 @@ impl Session {
         self.last_recv = now;
         if matches!(self.phase, Phase::Connected { .. } | Phase::Closing { .. }) {
             self.last_contact = Some(now);
+        }
+        if header.err == ErrorCode::SessionClosedRequireSaslAuth {
+            // The server enforces SASL and this client did not authenticate (or not with a
+            // scheme it accepts): every server would say the same.
+            warn!("the server requires SASL authentication");
+            self.finish(now, SessionState::AuthFailed);
+            return;
         }
         match header.xid {
             zk_proto::xid::NOTIFICATION => {

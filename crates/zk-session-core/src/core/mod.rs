@@ -120,6 +120,19 @@ pub enum Action {
         /// The connection to close.
         conn: ConnId,
     },
+    /// Run the SASL mechanism for connection `conn` and report with
+    /// [`Session::handle_sasl`]: with `token: None` start a new conversation with `server`
+    /// (the mechanism's [`SaslMechanism::start`](crate::SaslMechanism::start), then its first
+    /// step), otherwise pass the server's token to that conversation's next step. See
+    /// [`crate::sasl`].
+    Sasl {
+        /// The connection the conversation belongs to.
+        conn: ConnId,
+        /// The server, as written in the connection string.
+        server: String,
+        /// The server's token, or `None` to start.
+        token: Option<Bytes>,
+    },
     /// Ask `host` whether it serves read-write (the `isro` four-letter word) and report with
     /// [`Session::handle_probe`].
     Probe {
@@ -203,6 +216,22 @@ struct Attempt {
     addr: Option<SocketAddr>,
     /// A `zk_attempt` span per address tried, a child of the failover's span.
     span: tracing::Span,
+    /// Where SASL stands on this connection.
+    sasl: SaslWait,
+    /// The ConnectResponse was accepted at this time (read-only or not) and SASL is running:
+    /// the session is established once SASL is done.
+    answered: Option<(Instant, bool)>,
+}
+
+/// Where the SASL conversation of an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaslWait {
+    /// No SASL configured, or it is done.
+    Done,
+    /// The driver runs the mechanism's next step.
+    Mechanism,
+    /// A token was written with this xid; the server's answer is awaited.
+    Server(i32),
 }
 
 /// At most this many extensions of one attempt (each one attempt cap long).
@@ -444,6 +473,12 @@ impl Session {
         &self.cfg
     }
 
+    /// The hosts of the current list, as written.
+    #[must_use]
+    pub fn hosts(&self) -> Vec<HostSpec> {
+        self.hosts.hosts()
+    }
+
     /// Per-host health from the host provider.
     #[must_use]
     pub fn host_stats(&self) -> Vec<crate::host::HostStats> {
@@ -650,11 +685,24 @@ impl Session {
             .iter()
             .map(|p| p.body.len() + RequestHeader::LEN + 4)
             .sum();
-        let pipeline = preamble_len <= PIPELINED_PREAMBLE_LIMIT;
+        let mut attempt = attempt;
+        attempt.answered = None;
+        // With SASL nothing but its packets may go out before it is done (a server that
+        // enforces SASL closes a connection whose first request is anything else).
+        attempt.sasl = if self.cfg.sasl.is_some() {
+            self.actions.push_back(Action::Sasl {
+                conn,
+                server: attempt.spec.server_name(),
+                token: None,
+            });
+            SaslWait::Mechanism
+        } else {
+            SaslWait::Done
+        };
+        let pipeline = preamble_len <= PIPELINED_PREAMBLE_LIMIT && attempt.sasl == SaslWait::Done;
         if pipeline {
             self.write_preamble();
         }
-        let mut attempt = attempt;
         attempt.handshake_sent = Some(now);
         self.phase = Phase::Handshaking {
             conn,
@@ -680,6 +728,76 @@ impl Session {
             self.flush_idempotent_prefix(now);
         }
         trace!(conn = conn.0, "handshake sent");
+    }
+
+    /// The SASL mechanism's step for connection `conn` (see [`Action::Sasl`]).
+    pub fn handle_sasl(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        result: Result<crate::SaslStep, crate::SaslError>,
+    ) {
+        match &self.phase {
+            Phase::Handshaking {
+                conn: current,
+                attempt,
+                ..
+            } if *current == conn && attempt.sasl == SaslWait::Mechanism => {}
+            _ => return,
+        }
+        match result {
+            Ok(crate::SaslStep::Send(token)) => {
+                let xid = self.alloc_xid();
+                self.set_sasl_wait(SaslWait::Server(xid));
+                let header = RequestHeader {
+                    xid,
+                    op: OpCode::Sasl,
+                };
+                let body = zk_proto::GetSaslRequest {
+                    token: Bytes::from(token),
+                };
+                if !self.write_frame(|buf| {
+                    header.encode(buf);
+                    body.encode(buf);
+                }) {
+                    warn!("SASL token larger than the outbound frame limit");
+                    self.conn_failed(now, HostFailure::Protocol);
+                    return;
+                }
+                self.last_send = now;
+            }
+            Ok(crate::SaslStep::Done) => {
+                self.set_sasl_wait(SaslWait::Done);
+                if let Phase::Handshaking {
+                    attempt:
+                        Attempt {
+                            answered: Some(_), ..
+                        },
+                    ..
+                } = &self.phase
+                {
+                    self.sasl_done(now);
+                }
+            }
+            Err(crate::SaslError::Credentials(reason)) => {
+                warn!(%reason, "SASL credentials not usable");
+                self.finish(now, SessionState::AuthFailed);
+            }
+            Err(crate::SaslError::Protocol(reason)) => {
+                warn!(%reason, "SASL exchange broken: next server");
+                self.conn_failed(now, HostFailure::Protocol);
+            }
+            Err(other) => {
+                info!(%other, "SASL not possible with this server now: next server");
+                self.conn_failed(now, HostFailure::Auth);
+            }
+        }
+    }
+
+    fn set_sasl_wait(&mut self, wait: SaslWait) {
+        if let Phase::Handshaking { attempt, .. } = &mut self.phase {
+            attempt.sasl = wait;
+        }
     }
 
     /// Opening `conn` failed.

@@ -259,6 +259,7 @@ impl Harness {
                 }
             }
             Action::Probe { probe, .. } => self.probe = Some(probe),
+            Action::Sasl { .. } => panic!("SASL asked for although none is configured"),
         }
     }
 

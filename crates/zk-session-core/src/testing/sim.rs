@@ -411,6 +411,7 @@ impl Sim {
                     .is_some_and(|h| self.hosts[h].mode == Mode::Up);
                 self.schedule(lat, Ev::Probe(probe, rw));
             }
+            Action::Sasl { .. } => panic!("SASL asked for although none is configured"),
         }
     }
 
