@@ -106,6 +106,8 @@ pub mod acl;
 mod client;
 mod error;
 mod follow;
+#[cfg(feature = "gssapi")]
+pub mod gssapi;
 mod known;
 mod ops;
 mod telemetry;

@@ -161,6 +161,35 @@ impl Kdc {
         ))
     }
 
+    /// Obtains a ticket-granting ticket for `principal` from `keytab` into the credential
+    /// cache `ccache` (e.g. `FILE:/tmp/x` or `DIR:/tmp/dir`) with `kinit` (Debian's
+    /// `krb5-user`), valid for `lifetime` (default: the realm's maximum).
+    ///
+    /// # Errors
+    /// When `kinit` is missing or fails.
+    pub fn kinit(
+        &self,
+        principal: &str,
+        keytab: &Path,
+        ccache: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<(), TestkitError> {
+        let mut args = vec![
+            "-k".to_owned(),
+            "-t".to_owned(),
+            keytab.display().to_string(),
+            "-c".to_owned(),
+            ccache.to_owned(),
+        ];
+        if let Some(l) = lifetime {
+            args.push("-l".to_owned());
+            args.push(format!("{}s", l.as_secs().max(1)));
+        }
+        args.push(principal.to_owned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run("kinit", &refs)
+    }
+
     /// Whether `krb5kdc` is running.
     #[must_use]
     pub fn is_running(&self) -> bool {
@@ -217,8 +246,8 @@ impl Kdc {
              default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n \
              default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n \
              permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96\n \
-             kdc_timeout = 2000\n max_retries = 1\n\n\
-             [realms]\n {REALM} = {{\n  kdc = tcp/127.0.0.1:{port}\n }}\n\n\
+             kdc_timeout = 2000\n max_retries = 1\n clockskew = 2\n\n\
+             [realms]\n {REALM} = {{\n  kdc = 127.0.0.1:{port}\n }}\n\n\
              [domain_realm]\n localhost = {REALM}\n .localhost = {REALM}\n"
         );
         std::fs::write(self.dir.path().join("kdc.conf"), kdc_conf)
@@ -258,16 +287,19 @@ impl Kdc {
         let pid = child.id();
         self.child = Some(child);
         // The orphan watchdog: kills the KDC once this process is gone.
-        const SCRIPT: &str = r#"owner=$1; kdc=$2
+        // A KDC kept in a `static` is never dropped: the watchdog also removes its directory.
+        const SCRIPT: &str = r#"owner=$1; kdc=$2; dir=$3
 while [ -e "/proc/$owner" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$owner/status" 2>/dev/null; do
   [ -e "/proc/$kdc" ] || exit 0
   sleep 0.5
 done
-kill -s KILL "$kdc" 2>/dev/null"#;
+kill -s KILL "$kdc" 2>/dev/null
+case "$dir" in */zk-testkit-kdc-*) rm -rf -- "$dir" ;; esac"#;
         self.watchdog = Command::new("/bin/sh")
             .args(["-c", SCRIPT, "zk-testkit-kdc-watchdog"])
             .arg(std::process::id().to_string())
             .arg(pid.to_string())
+            .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

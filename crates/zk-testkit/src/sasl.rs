@@ -113,6 +113,9 @@ impl SaslServer {
         )];
         if let Kind::Kerberos { krb5_conf, .. } = &self.kind {
             flags.push(format!("-Djava.security.krb5.conf={}", krb5_conf.display()));
+            // The JDK's default replay cache is a file in the system's temp dir: stay inside
+            // ours (every failover builds a fresh authenticator, so nothing is replayed).
+            flags.push("-Dsun.security.krb5.rcache=none".to_owned());
         }
         flags
     }
