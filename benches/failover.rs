@@ -35,12 +35,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::clients::{self, Detector, Outcome, Subject, Who};
+use support::clients::{self, Auth, Detector, Outcome, Subject, Who};
 use support::harness::{Args, Mode, Results, median};
 use support::java::{self, JavaProbe};
 use support::{raw, report, sys};
 use zk_client::{Client, CreateMode, acl};
-use zk_testkit::{Ensemble, ProxyMode};
+use zk_testkit::{Ensemble, ProxyMode, SaslServer};
 
 /// The fault proxies' thread (`comm` is cut to 15 bytes: "zk-testkit-prox").
 const PROXY_THREAD: &str = "zk-testkit-pro";
@@ -136,11 +136,38 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// SASL beside plain: kill −9 of the session's follower, on an ensemble whose servers take
+/// DIGEST-MD5 (plain and DIGEST-MD5 sessions) and on one whose servers take Kerberos (a
+/// throwaway KDC of the test kit). The Java client runs with the same JAAS set-up.
+const SASL_PLAIN: Scenario = Scenario {
+    name: "sasl_plain",
+    fault: Fault::CrashFollower,
+    timeout: T6,
+    detector: Detector::Default,
+    clients: SASL_CLIENTS,
+    samples: 8,
+    smoke_peers: false,
+};
+const SASL_DIGEST: Scenario = Scenario {
+    name: "sasl_digest",
+    ..SASL_PLAIN
+};
+const SASL_KERBEROS: Scenario = Scenario {
+    name: "sasl_kerberos",
+    ..SASL_PLAIN
+};
+const SASL_CLIENTS: &[Who] = &[Who::Ours, Who::Java];
+
 struct Ctx {
     args: Args,
     ens: Ensemble,
     java_cp: Option<String>,
     java: Option<JavaProbe>,
+    /// How sessions authenticate, and the Java probe's JVM flags for it (its JAAS file).
+    auth: Auth,
+    java_flags: Vec<String>,
+    /// The SASL set-ups whose server code every (re)started node runs through first.
+    sasl_warm: Vec<Auth>,
     results: Results,
     failures: Vec<String>,
 }
@@ -165,6 +192,11 @@ fn main() {
         }
         for w in ALL {
             println!("failover/storm/{}: benchmark", w.key());
+        }
+        for s in [SASL_PLAIN, SASL_DIGEST, SASL_KERBEROS] {
+            for w in s.clients {
+                println!("failover/{}/{}: benchmark", s.name, w.key());
+            }
         }
         return;
     }
@@ -197,6 +229,9 @@ async fn run(args: Args) -> Vec<String> {
         ens,
         java_cp,
         java: None,
+        auth: Auth::Plain,
+        java_flags: Vec::new(),
+        sasl_warm: Vec::new(),
         results: Results::default(),
         failures: Vec::new(),
     };
@@ -239,6 +274,9 @@ async fn run(args: Args) -> Vec<String> {
             }
         }
     }
+    if let Err(e) = sasl(&mut ctx).await {
+        ctx.failures.push(format!("sasl: {e}"));
+    }
     if ctx.args.selected("failover/rolling_replacement")
         && let Err(e) = rolling_replacement(&mut ctx).await
     {
@@ -275,9 +313,199 @@ async fn run(args: Args) -> Vec<String> {
     }
     if ctx.args.mode == Mode::Bench && std::env::var_os("ZK_BENCH_DOCS").is_some() {
         report::render();
+        report::render_sasl();
     }
     drop(ctx.java.take());
     ctx.failures
+}
+
+/// The samples of `scenarios` on `ens` (interleaved client by client), with `auth` for this
+/// project's client and `java_flags` for the Java probe; the context's own ensemble and
+/// settings are restored afterwards.
+async fn on_ensemble(
+    ctx: &mut Ctx,
+    ens: Ensemble,
+    runs: &[(Scenario, Auth)],
+    java_flags: Vec<String>,
+) {
+    let main = std::mem::replace(&mut ctx.ens, ens);
+    let flags = std::mem::replace(&mut ctx.java_flags, java_flags);
+    drop(ctx.java.take());
+    ctx.sasl_warm = runs.iter().map(|r| r.1.clone()).collect();
+    for i in 0..ctx.ens.nodes().len() {
+        if let Err(e) = warm(ctx, i).await {
+            ctx.failures.push(format!("warm-up of node {i}: {e}"));
+        }
+    }
+    let smoke = ctx.args.mode == Mode::Test;
+    let mut remaining: Vec<(usize, Who, usize)> = Vec::new();
+    for (k, (s, _)) in runs.iter().enumerate() {
+        for w in s.clients {
+            if (smoke && *w != Who::Ours)
+                || (*w == Who::Java && ctx.java_cp.is_none())
+                || !ctx
+                    .args
+                    .selected(&format!("failover/{}/{}", s.name, w.key()))
+            {
+                continue;
+            }
+            remaining.push((k, *w, ctx.args.samples(s.samples)));
+        }
+    }
+    while remaining.iter().any(|r| r.2 > 0) {
+        for (k, who, n) in &mut remaining {
+            if *n == 0 {
+                continue;
+            }
+            *n -= 1;
+            let (s, auth) = &runs[*k];
+            if ctx.auth != *auth {
+                ctx.auth = auth.clone();
+            }
+            sample(ctx, s, *who).await;
+        }
+    }
+    ctx.auth = Auth::Plain;
+    ctx.sasl_warm.clear();
+    drop(ctx.java.take());
+    ctx.java_flags = flags;
+    let sasl_ens = std::mem::replace(&mut ctx.ens, main);
+    if let Err(e) = sasl_ens.shutdown() {
+        ctx.failures.push(format!("sasl ensemble shutdown: {e}"));
+    }
+}
+
+/// The SASL scenarios (see [`SASL_PLAIN`]).
+async fn sasl(ctx: &mut Ctx) -> Result<(), String> {
+    let any = |s: &Scenario, ctx: &Ctx| {
+        s.clients.iter().any(|w| {
+            ctx.args
+                .selected(&format!("failover/{}/{}", s.name, w.key()))
+        })
+    };
+    let e = |e: zk_testkit::TestkitError| e.to_string();
+    let dir = tempfile_dir()?;
+    if any(&SASL_PLAIN, ctx) || any(&SASL_DIGEST, ctx) {
+        let ens = support::ensemble::builder()
+            .sasl(SaslServer::digest(&[("bench", "bench-secret")]))
+            .start()
+            .await
+            .map_err(e)?;
+        prepare_sasl_ensemble(&ens).await?;
+        round_trip(ctx, &ens).await?;
+        let jaas = dir.join("digest.jaas");
+        std::fs::write(
+            &jaas,
+            "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+             username=\"bench\"\n  password=\"bench-secret\";\n};\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let digest = Auth::Digest("bench".into(), "bench-secret".into());
+        on_ensemble(
+            ctx,
+            ens,
+            &[(SASL_PLAIN, Auth::Plain), (SASL_DIGEST, digest)],
+            vec![format!(
+                "-Djava.security.auth.login.config={}",
+                jaas.display()
+            )],
+        )
+        .await;
+    }
+    #[cfg(feature = "gssapi")]
+    if any(&SASL_KERBEROS, ctx) {
+        if !zk_testkit::kdc_available() {
+            return Err("no KDC (install krb5-kdc and krb5-admin-server)".into());
+        }
+        let kdc = zk_testkit::Kdc::start().map_err(e)?;
+        let ccdir = kdc.dir().join("ccache");
+        std::fs::create_dir_all(&ccdir).map_err(|e| e.to_string())?;
+        #[allow(
+            unsafe_code,
+            reason = "set before anything in this process calls into krb5"
+        )]
+        // SAFETY: the benchmark's first Kerberos use comes after this; no other thread calls
+        // into krb5 yet, and std's own environment access is locked.
+        unsafe {
+            std::env::set_var("KRB5_CONFIG", kdc.krb5_conf());
+            std::env::set_var("KRB5_CLIENT_KTNAME", kdc.client_keytab());
+            std::env::set_var("KRB5CCNAME", format!("DIR:{}", ccdir.display()));
+        }
+        let ens = support::ensemble::builder()
+            .sasl(SaslServer::kerberos(&kdc))
+            .start()
+            .await
+            .map_err(e)?;
+        prepare_sasl_ensemble(&ens).await?;
+        let jaas = dir.join("kerberos.jaas");
+        std::fs::write(
+            &jaas,
+            format!(
+                "Client {{\n  com.sun.security.auth.module.Krb5LoginModule required\n  \
+                 useKeyTab=true\n  keyTab=\"{}\"\n  storeKey=true\n  useTicketCache=false\n  \
+                 principal=\"{}\";\n}};\n",
+                kdc.client_keytab().display(),
+                zk_testkit::Kdc::CLIENT
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut flags = vec![
+            format!("-Djava.security.auth.login.config={}", jaas.display()),
+            format!("-Djava.security.krb5.conf={}", kdc.krb5_conf().display()),
+        ];
+        let principal = kdc.server_principal();
+        flags.push(format!("-Dzookeeper.server.principal={principal}"));
+        on_ensemble(
+            ctx,
+            ens,
+            &[(SASL_KERBEROS, Auth::Kerberos(principal))],
+            flags,
+        )
+        .await;
+        drop(kdc);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// One loopback round trip on `ens` (sequential `getData`s of a plain session, median of
+/// 200): the unit of the SASL target.
+async fn round_trip(ctx: &mut Ctx, ens: &Ensemble) -> Result<(), String> {
+    let c = Client::builder(&ens.node(0).client_addr().to_string())
+        .session_timeout(T6)
+        .connect()
+        .await
+        .map_err(|e| format!("round-trip client: {e}"))?;
+    let mut rtts = Vec::new();
+    for _ in 0..220 {
+        let t = Instant::now();
+        c.get_data("/probe").await.map_err(|e| e.to_string())?;
+        rtts.push(ms(t.elapsed()));
+    }
+    c.close().await;
+    rtts.drain(..20);
+    ctx.results
+        .add("sasl_rtt", Who::Ours.key(), "rtt_ms", vec![median(&rtts)]);
+    Ok(())
+}
+
+/// A scratch directory for the Java client's JAAS files.
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("zk-bench-sasl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+/// `/probe` on a SASL ensemble (created by a plain session: the servers do not enforce SASL).
+async fn prepare_sasl_ensemble(ens: &Ensemble) -> Result<(), String> {
+    let setup = Client::builder(&ens.direct_connect_string())
+        .session_timeout(T6)
+        .connect()
+        .await
+        .map_err(|e| format!("set-up client: {e}"))?;
+    ensure_probe(&setup).await?;
+    setup.close().await;
+    Ok(())
 }
 
 /// `rolling_replacement`: an ensemble with dynamic membership (servers 1–3, spares 4–6);
@@ -613,12 +841,16 @@ async fn position(
         let java = if who == Who::Java {
             match ctx.java.take() {
                 Some(p) => Some(p),
-                None => Some(JavaProbe::spawn(ctx.java_cp.as_deref().ok_or("no java")?)?),
+                None => Some(JavaProbe::spawn_with(
+                    ctx.java_cp.as_deref().ok_or("no java")?,
+                    &ctx.java_flags,
+                )?),
             }
         } else {
             None
         };
-        let subj = clients::connect(who, connstr, s.timeout, s.detector, java).await?;
+        let subj =
+            clients::connect_auth(who, connstr, s.timeout, s.detector, java, &ctx.auth).await?;
         let node = subj.node(&ctx.ens).await;
         let fits = match (s.fault, node) {
             (_, None) => false,
@@ -753,7 +985,10 @@ async fn try_sample(
 /// the restarted nodes (`support::ensemble::heal`, shared with the fleet benchmark).
 async fn heal(ctx: &mut Ctx) -> Result<(), String> {
     step("healing");
-    support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
+    let restarted = support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
+    for i in restarted {
+        warm_sasl(ctx, i).await?;
+    }
     step("healed");
     Ok(())
 }
@@ -761,7 +996,26 @@ async fn heal(ctx: &mut Ctx) -> Result<(), String> {
 /// Warms node `i` (`support::ensemble::warm`): handshakes moved onto it and away, then reads.
 async fn warm(ctx: &Ctx, i: usize) -> Result<(), String> {
     step(&format!("warming node {i}"));
-    support::ensemble::warm(&ctx.ens, i, ctx.args.mode == Mode::Bench).await
+    support::ensemble::warm(&ctx.ens, i, ctx.args.mode == Mode::Bench).await?;
+    warm_sasl(ctx, i).await
+}
+
+/// Runs the servers' SASL code on node `i` (class loading, JIT) before it is measured: SASL
+/// sessions opened and closed on it, one set-up after the other.
+async fn warm_sasl(ctx: &Ctx, i: usize) -> Result<(), String> {
+    let n = if ctx.args.mode == Mode::Bench { 60 } else { 3 };
+    let addr = ctx.ens.node(i).client_addr().to_string();
+    for auth in &ctx.sasl_warm {
+        if *auth == Auth::Plain {
+            continue;
+        }
+        for _ in 0..n {
+            let subj =
+                clients::connect_auth(Who::Ours, &addr, T6, Detector::Default, None, auth).await?;
+            subj.close().await;
+        }
+    }
+    Ok(())
 }
 
 /// `storm`: N sessions in this process, all on one follower (the other proxies refuse new

@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
 #
 # On a fresh machine it first installs what it needs: Debian's `zookeeper` package (the real
-# server the integration tests run), cargo-deny and cargo-fuzz. Then: formatting, the session
+# server the integration tests run), Debian's krb5 packages (a throwaway KDC for the Kerberos
+# tests, and libkrb5-dev/libclang-dev for the `gssapi` feature), cargo-deny and cargo-fuzz. Then: formatting, the session
 # core's purity, clippy, packaging of every published crate,
 # every test (real 3-node ensembles included), the fuzz corpora replay (part of `cargo test`),
 # a short run of every fuzz target on nightly, a smoke run of every benchmark, and the
@@ -40,6 +41,24 @@ ensure_zookeeper() {
     command -v java >/dev/null || { echo "java is required on PATH" >&2; exit 1; }
 }
 
+# Kerberos: a throwaway MIT KDC for the SASL GSSAPI tests (krb5-kdc, krb5-admin-server for
+# kadmin.local, krb5-user for kinit), and what the `gssapi` feature builds against (MIT
+# krb5's headers; libclang for the binding's generator).
+ensure_kerberos() {
+    local missing=()
+    for tool in /usr/sbin/krb5kdc /usr/sbin/kadmin.local /usr/bin/kinit; do
+        [ -x "$tool" ] || missing+=("$tool")
+    done
+    [ -f /usr/include/gssapi/gssapi.h ] || missing+=(libkrb5-dev)
+    ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "Kerberos pieces missing (${missing[*]}): installing Debian's krb5 packages"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq krb5-kdc krb5-admin-server \
+            krb5-user libkrb5-dev libclang-dev >/dev/null
+    fi
+}
+
 # The cargo-deny this project's deny.toml is written for (it also parses with 0.14+).
 DENY_VERSION=0.20.2
 DENY_ROOT="$PWD/target/ci-tools"
@@ -73,7 +92,7 @@ core_is_pure() {
 # off: in a workspace build the bench package turns them on for everyone).
 clippy() {
     cargo clippy --workspace --all-targets --all-features -- -D warnings
-    cargo clippy -p zk-session-core -p zk-session -p zk-client --all-targets -- -D warnings
+    cargo clippy -p zk-session-core -p zk-session -p zk-client -p zk-recipes --all-targets -- -D warnings
 }
 
 # Every published crate packages, and each package builds alone from what it ships (cargo
@@ -105,9 +124,10 @@ tests() {
     # --include-ignored adds the real-ensemble tier (tests marked "needs Java and ZooKeeper"):
     # plain `cargo test --workspace` is the fast tier, which starts no JVM.
     # The `metrics` feature is on, so the metric tests, the demo's --metrics and the
-    # metrics_prometheus example are part of the run.
-    cargo test --workspace --all-targets --features zk-failover/metrics --no-fail-fast \
-        -- --include-ignored
+    # metrics_prometheus example are part of the run; so is `gssapi` (the Kerberos tests
+    # against the test kit's KDC and the sasl_kerberos example).
+    cargo test --workspace --all-targets --features zk-failover/metrics,zk-failover/gssapi \
+        --no-fail-fast -- --include-ignored
     cargo test --workspace --doc
 }
 
@@ -173,6 +193,7 @@ deny() {
 }
 
 step "install zookeeper" ensure_zookeeper
+step "install kerberos" ensure_kerberos
 step "install tools" ensure_tools
 step "cargo deny (installed)" deny_early
 step "cargo fmt --check" fmt

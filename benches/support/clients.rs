@@ -91,6 +91,19 @@ pub(crate) struct Subject {
     java_mark: Option<Instant>,
 }
 
+/// How a session authenticates (the Java client's SASL set-up is its JVM's JAAS file, given
+/// when its probe starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code, reason = "each benchmark uses a subset")]
+pub(crate) enum Auth {
+    /// No SASL.
+    Plain,
+    /// SASL DIGEST-MD5 with this user and password.
+    Digest(String, String),
+    /// SASL GSSAPI with the process's Kerberos credentials, to this server principal.
+    Kerberos(String),
+}
+
 /// Opens a session of `who` (Java: in the given probe process, which the subject then owns).
 pub(crate) async fn connect(
     who: Who,
@@ -98,6 +111,18 @@ pub(crate) async fn connect(
     timeout: Duration,
     detector: Detector,
     java: Option<JavaProbe>,
+) -> Result<Subject, String> {
+    connect_auth(who, connstr, timeout, detector, java, &Auth::Plain).await
+}
+
+/// [`connect`] with SASL (this project's client; the Java probe carries its own JAAS set-up).
+pub(crate) async fn connect_auth(
+    who: Who,
+    connstr: &str,
+    timeout: Duration,
+    detector: Detector,
+    java: Option<JavaProbe>,
+    auth: &Auth,
 ) -> Result<Subject, String> {
     let (handle, session_id) = match who {
         Who::Ours => {
@@ -107,6 +132,17 @@ pub(crate) async fn connect(
             let mut b = Client::builder(connstr)
                 .session_timeout(timeout)
                 .configure_session(move |cfg| cfg.rng_seed = Some(seed));
+            match auth {
+                Auth::Plain => {}
+                Auth::Digest(user, password) => b = b.sasl_digest(user, password),
+                #[cfg(feature = "gssapi")]
+                Auth::Kerberos(principal) => {
+                    let mech = zk_client::gssapi::Gssapi::new().server_principal(principal);
+                    b = b.sasl(Arc::new(mech));
+                }
+                #[cfg(not(feature = "gssapi"))]
+                Auth::Kerberos(_) => return Err("Kerberos needs the gssapi feature".into()),
+            }
             if detector == Detector::Adaptive {
                 let mut t = Timing::default();
                 t.adaptive = Some(AdaptiveDetector::default());
@@ -115,6 +151,9 @@ pub(crate) async fn connect(
             let c = b.connect().await.map_err(|e| format!("connect: {e}"))?;
             let id = c.session_id();
             (Handle::Ours(c), id)
+        }
+        Who::Zkc if *auth != Auth::Plain => {
+            return Err("SASL with zookeeper-client is not measured".into());
         }
         Who::Zkc => {
             let c = zookeeper_client::Client::connector()

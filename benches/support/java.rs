@@ -66,8 +66,14 @@ pub(crate) struct JavaProbe {
 impl JavaProbe {
     /// Starts the JVM (default flags, as a user would run the client).
     pub(crate) fn spawn(classpath: &str) -> Result<Self, String> {
+        Self::spawn_with(classpath, &[])
+    }
+
+    /// Starts the JVM with extra flags (e.g. a JAAS file for SASL).
+    pub(crate) fn spawn_with(classpath: &str, flags: &[String]) -> Result<Self, String> {
         let mut child = Command::new("java")
             .arg("-Xss512k")
+            .args(flags)
             .arg("-cp")
             .arg(classpath)
             .arg("ZkProbe")

@@ -24,7 +24,9 @@ static KDC: OnceLock<std::sync::Mutex<Kdc>> = OnceLock::new();
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn kdc() -> &'static std::sync::Mutex<Kdc> {
@@ -246,5 +248,56 @@ fn kerberos_failover_sigstop() {
         c.close().await;
         ens.node(on).thaw();
         ens.heal().await.unwrap();
+    });
+}
+
+/// Service tickets for every server of the host list are in the ticket cache as soon as the
+/// session starts, before any connection to that server (here a host the client never
+/// reaches: `127.0.0.1` on a closed port, principal `zookeeper/127.0.0.1`).
+#[test]
+#[ignore = "needs Java, ZooKeeper and krb5-kdc: run with -- --include-ignored (scripts/test-all.sh does)"]
+fn kerberos_service_tickets_ahead_of_need() {
+    let _turn = serial();
+    ens();
+    let ccache = {
+        let kdc = lock_kdc();
+        kdc.add_principal("zookeeper/127.0.0.1", "unused-secret")
+            .unwrap();
+        format!("DIR:{}", kdc.dir().join("ccache").display())
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    run(Duration::from_secs(120), async move {
+        let cs = format!("{},127.0.0.1:{port}", connect_string());
+        let c = Client::builder(&cs)
+            .sasl(Arc::new(as_client()))
+            .session_timeout(Duration::from_secs(4))
+            .connect_timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let listed = loop {
+            let out = std::process::Command::new("klist")
+                .arg("-A")
+                .env("KRB5CCNAME", &ccache)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("zookeeper/127.0.0.1@EXAMPLE.COM") || Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            listed.contains("zookeeper/127.0.0.1@EXAMPLE.COM"),
+            "no ticket for the unreached server:\n{listed}"
+        );
+        assert!(
+            listed.contains("zookeeper/localhost@EXAMPLE.COM"),
+            "{listed}"
+        );
+        c.close().await;
     });
 }

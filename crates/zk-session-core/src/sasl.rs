@@ -88,8 +88,9 @@ pub trait SaslMechanism: Send + Sync + fmt::Debug {
     /// # Errors
     /// As [`SaslError`] describes.
     fn start(&self, server: &str) -> Result<Box<dyn SaslClient>, SaslError>;
-    /// Whether [`SaslClient::step`] may block (network I/O to a KDC): the driver then runs it
-    /// on a blocking thread. Default `false`.
+    /// Whether a conversation's first [`SaslClient::step`] may block (network I/O to a KDC,
+    /// for a ticket not in the cache): the driver then runs it on a blocking thread. Later
+    /// steps must be local computation (they run on the event loop). Default `false`.
     fn may_block(&self) -> bool {
         false
     }

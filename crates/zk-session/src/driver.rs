@@ -596,7 +596,9 @@ impl Driver {
                 return;
             }
         };
-        if mech.may_block() {
+        // Only a conversation's first step may wait on a KDC (it may need a ticket); the
+        // later ones are local computation and run inline.
+        if mech.may_block() && token.is_none() {
             let tx = self.io_tx.clone();
             drop(tokio::task::spawn_blocking(move || {
                 let result = client.step(token.as_deref());

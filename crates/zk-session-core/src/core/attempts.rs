@@ -92,6 +92,7 @@ impl Session {
             addr: None,
             span: tracing::Span::none(),
             sasl: SaslWait::Done,
+            first_token: None,
             answered: None,
         };
         self.counters.attempts += 1;
@@ -137,6 +138,19 @@ impl Session {
             target: target.clone(),
             timeout,
         });
+        // SASL's first step (which may need the KDC) runs while the transport opens.
+        attempt.first_token = None;
+        attempt.answered = None;
+        attempt.sasl = if self.cfg.sasl.is_some() {
+            self.actions.push_back(Action::Sasl {
+                conn,
+                server: attempt.spec.server_name(),
+                token: None,
+            });
+            SaslWait::Mechanism
+        } else {
+            SaslWait::Done
+        };
         self.timers.set(Timer::Attempt, now + timeout);
         self.phase = Phase::Connecting {
             conn,

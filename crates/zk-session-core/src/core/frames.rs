@@ -101,6 +101,7 @@ impl Session {
         self.last_recv = now;
         if attempt.sasl != SaslWait::Done {
             // The session is the server's; it is ours once SASL is done.
+            debug!(conn = conn.0, "handshake answered; SASL running");
             attempt.answered = Some((now, resp.read_only));
             self.phase = Phase::Handshaking {
                 conn,

@@ -218,6 +218,8 @@ struct Attempt {
     span: tracing::Span,
     /// Where SASL stands on this connection.
     sasl: SaslWait,
+    /// The mechanism's first token, computed while the transport was being opened.
+    first_token: Option<Vec<u8>>,
     /// The ConnectResponse was accepted at this time (read-only or not) and SASL is running:
     /// the session is established once SASL is done.
     answered: Option<(Instant, bool)>,
@@ -230,6 +232,8 @@ enum SaslWait {
     Done,
     /// The driver runs the mechanism's next step.
     Mechanism,
+    /// The first token is ready; it goes out right behind the `ConnectRequest`.
+    Ready,
     /// A token was written with this xid; the server's answer is awaited.
     Server(i32),
 }
@@ -688,17 +692,19 @@ impl Session {
         let mut attempt = attempt;
         attempt.answered = None;
         // With SASL nothing but its packets may go out before it is done (a server that
-        // enforces SASL closes a connection whose first request is anything else).
-        attempt.sasl = if self.cfg.sasl.is_some() {
-            self.actions.push_back(Action::Sasl {
-                conn,
-                server: attempt.spec.server_name(),
-                token: None,
-            });
-            SaslWait::Mechanism
-        } else {
-            SaslWait::Done
-        };
+        // enforces SASL closes a connection whose first request is anything else). The
+        // mechanism started with the connection attempt: its first token, if ready, is
+        // pipelined behind the ConnectRequest.
+        if let Some(token) = attempt.first_token.take() {
+            match self.write_sasl_token(now, token) {
+                Some(xid) => attempt.sasl = SaslWait::Server(xid),
+                None => {
+                    self.drop_conn(conn);
+                    self.attempt_failed(now, attempt, HostFailure::Protocol);
+                    return;
+                }
+            }
+        }
         let pipeline = preamble_len <= PIPELINED_PREAMBLE_LIMIT && attempt.sasl == SaslWait::Done;
         if pipeline {
             self.write_preamble();
@@ -737,35 +743,34 @@ impl Session {
         conn: ConnId,
         result: Result<crate::SaslStep, crate::SaslError>,
     ) {
-        match &self.phase {
+        let connecting = match &self.phase {
+            Phase::Connecting {
+                conn: current,
+                attempt,
+                ..
+            } if *current == conn && attempt.sasl == SaslWait::Mechanism => true,
             Phase::Handshaking {
                 conn: current,
                 attempt,
                 ..
-            } if *current == conn && attempt.sasl == SaslWait::Mechanism => {}
+            } if *current == conn && attempt.sasl == SaslWait::Mechanism => false,
             _ => return,
-        }
-        match result {
-            Ok(crate::SaslStep::Send(token)) => {
-                let xid = self.alloc_xid();
-                self.set_sasl_wait(SaslWait::Server(xid));
-                let header = RequestHeader {
-                    xid,
-                    op: OpCode::Sasl,
-                };
-                let body = zk_proto::GetSaslRequest {
-                    token: Bytes::from(token),
-                };
-                if !self.write_frame(|buf| {
-                    header.encode(buf);
-                    body.encode(buf);
-                }) {
-                    warn!("SASL token larger than the outbound frame limit");
-                    self.conn_failed(now, HostFailure::Protocol);
+        };
+        let failure = match result {
+            Ok(crate::SaslStep::Send(token)) if connecting => {
+                if let Phase::Connecting { attempt, .. } = &mut self.phase {
+                    attempt.first_token = Some(token);
+                    attempt.sasl = SaslWait::Ready;
+                }
+                return;
+            }
+            Ok(crate::SaslStep::Send(token)) => match self.write_sasl_token(now, token) {
+                Some(xid) => {
+                    self.set_sasl_wait(SaslWait::Server(xid));
                     return;
                 }
-                self.last_send = now;
-            }
+                None => HostFailure::Protocol,
+            },
             Ok(crate::SaslStep::Done) => {
                 self.set_sasl_wait(SaslWait::Done);
                 if let Phase::Handshaking {
@@ -778,24 +783,57 @@ impl Session {
                 {
                     self.sasl_done(now);
                 }
+                return;
             }
             Err(crate::SaslError::Credentials(reason)) => {
                 warn!(%reason, "SASL credentials not usable");
                 self.finish(now, SessionState::AuthFailed);
+                return;
             }
             Err(crate::SaslError::Protocol(reason)) => {
                 warn!(%reason, "SASL exchange broken: next server");
-                self.conn_failed(now, HostFailure::Protocol);
+                HostFailure::Protocol
             }
             Err(other) => {
                 info!(%other, "SASL not possible with this server now: next server");
-                self.conn_failed(now, HostFailure::Auth);
+                HostFailure::Auth
             }
+        };
+        if connecting {
+            if let Some((attempt, _)) = self.take_connecting(conn) {
+                self.drop_conn(conn);
+                self.attempt_failed(now, attempt, failure);
+            }
+        } else {
+            self.conn_failed(now, failure);
         }
     }
 
+    /// Writes one SASL token; its xid, or `None` if it exceeds the outbound frame limit.
+    fn write_sasl_token(&mut self, now: Instant, token: Vec<u8>) -> Option<i32> {
+        let xid = self.alloc_xid();
+        let header = RequestHeader {
+            xid,
+            op: OpCode::Sasl,
+        };
+        let body = zk_proto::GetSaslRequest {
+            token: Bytes::from(token),
+        };
+        if !self.write_frame(|buf| {
+            header.encode(buf);
+            body.encode(buf);
+        }) {
+            warn!("SASL token larger than the outbound frame limit");
+            return None;
+        }
+        self.last_send = now;
+        Some(xid)
+    }
+
     fn set_sasl_wait(&mut self, wait: SaslWait) {
-        if let Phase::Handshaking { attempt, .. } = &mut self.phase {
+        if let Phase::Connecting { attempt, .. } | Phase::Handshaking { attempt, .. } =
+            &mut self.phase
+        {
             attempt.sasl = wait;
         }
     }

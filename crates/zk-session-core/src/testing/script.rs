@@ -129,6 +129,8 @@ struct Harness {
     /// The script's server zxid (grows with its replies).
     server_zxid: i64,
     next_session: i64,
+    /// The DIGEST-MD5 conversation when SASL is on (the script's replies are its challenges).
+    sasl: Option<Box<dyn crate::SaslClient>>,
 }
 
 /// Runs one operation sequence decoded from `data` against a fresh [`Session`] and checks its
@@ -186,6 +188,9 @@ impl Harness {
         }
         cfg.takeover_limit = u32::from((tuning >> 3) & 7).max(1);
         cfg.rng_seed = Some(u64::from(seed));
+        if tuning & 0x40 != 0 {
+            cfg.sasl = Some(std::sync::Arc::new(crate::DigestMd5::new("fuzz", "secret")));
+        }
         let max_inbound = cfg.max_inbound_frame;
 
         let mut hosts = vec![host(1, 2181), host(2, 2181)];
@@ -211,6 +216,7 @@ impl Harness {
             probe: None,
             server_zxid: 0x1_0000_0000,
             next_session: 0x0100_0000_0000_0001,
+            sasl: None,
         };
         h.pump();
         h
@@ -259,7 +265,33 @@ impl Harness {
                 }
             }
             Action::Probe { probe, .. } => self.probe = Some(probe),
-            Action::Sasl { .. } => panic!("SASL asked for although none is configured"),
+            Action::Sasl {
+                conn,
+                server,
+                token,
+            } => {
+                let Some(mech) = self.core.config().sasl.clone() else {
+                    panic!("SASL asked for although none is configured");
+                };
+                assert_eq!(
+                    Some(conn),
+                    self.core.current_conn(),
+                    "SASL for another connection"
+                );
+                if token.is_none() {
+                    self.sasl = None;
+                }
+                let client = match self.sasl.take() {
+                    Some(c) => Ok(c),
+                    None => mech.start(&server),
+                };
+                let result = client.and_then(|mut c| {
+                    let r = c.step(token.as_deref());
+                    self.sasl = Some(c);
+                    r
+                });
+                self.core.handle_sasl(self.now, conn, result);
+            }
         }
     }
 
