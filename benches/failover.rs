@@ -145,7 +145,7 @@ const SASL_PLAIN: Scenario = Scenario {
     timeout: T6,
     detector: Detector::Default,
     clients: SASL_CLIENTS,
-    samples: 8,
+    samples: 12,
     smoke_peers: false,
 };
 const SASL_DIGEST: Scenario = Scenario {

@@ -194,7 +194,7 @@ impl SaslMechanism for Gssapi {
         Ok(Box::new(GssapiClient {
             principal,
             ctx,
-            stage: Stage::Context,
+            stage: Stage::Start,
         }))
     }
 
@@ -228,8 +228,11 @@ impl SaslMechanism for Gssapi {
 }
 
 enum Stage {
-    /// Establishing the security context.
-    Context,
+    /// Nothing sent yet.
+    Start,
+    /// The AP-REQ and the empty token that asks for the security-layer offer were sent
+    /// together: the server's AP-REP comes next (mutual authentication).
+    ApRep,
     /// Established: the server's wrapped security-layer offer comes next.
     Layer,
     /// Our choice was sent: the server's final (empty) answer comes next.
@@ -251,15 +254,36 @@ impl SaslClient for GssapiClient {
     fn step(&mut self, server_token: Option<&[u8]>) -> Result<SaslStep, SaslError> {
         let doing = || format!("Kerberos with {}", self.principal);
         match self.stage {
-            Stage::Context => {
+            Stage::Start => {
+                let out = self
+                    .ctx
+                    .step(None, None)
+                    .map_err(|e| classify(&e, &doing()))?;
+                let Some(ap_req) = out else {
+                    return Err(SaslError::Protocol(format!(
+                        "{}: no initial token",
+                        doing()
+                    )));
+                };
+                self.stage = Stage::ApRep;
+                // ZooKeeper's server answers the AP-REQ with the AP-REP and the next (empty)
+                // token with the security-layer offer: both go out at once, one round trip
+                // saved. The AP-REP is still verified before anything else is sent.
+                Ok(SaslStep::SendAll(vec![ap_req.to_vec(), Vec::new()]))
+            }
+            Stage::ApRep => {
                 let out = self
                     .ctx
                     .step(server_token, None)
                     .map_err(|e| classify(&e, &doing()))?;
-                if self.ctx.is_complete() {
-                    self.stage = Stage::Layer;
+                if !self.ctx.is_complete() || out.is_some_and(|b| !b.is_empty()) {
+                    return Err(SaslError::Protocol(format!(
+                        "{}: the context needs more than one round trip",
+                        doing()
+                    )));
                 }
-                Ok(SaslStep::Send(out.map(|b| b.to_vec()).unwrap_or_default()))
+                self.stage = Stage::Layer;
+                Ok(SaslStep::Wait)
             }
             Stage::Layer => {
                 let offer = self

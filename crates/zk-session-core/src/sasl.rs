@@ -34,6 +34,12 @@ use zeroize::Zeroizing;
 pub enum SaslStep {
     /// Send this token to the server (it may be empty) and feed back its answer.
     Send(Vec<u8>),
+    /// Send these tokens back to back without waiting (the server answers each in order):
+    /// the answers come back one by one, and the mechanism answers all but the last with
+    /// [`SaslStep::Wait`]. Saves round trips where the mechanism knows its next tokens.
+    SendAll(Vec<Vec<u8>>),
+    /// Nothing to send: the answer to an earlier token of a [`SaslStep::SendAll`] comes next.
+    Wait,
     /// The mechanism is complete and verified the server: nothing more to send.
     Done,
 }
@@ -43,6 +49,8 @@ impl fmt::Debug for SaslStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Send(t) => write!(f, "Send({} bytes)", t.len()),
+            Self::SendAll(ts) => write!(f, "SendAll({} tokens)", ts.len()),
+            Self::Wait => f.write_str("Wait"),
             Self::Done => f.write_str("Done"),
         }
     }

@@ -221,6 +221,61 @@ fn sasl_first_token_computed_while_connecting_rides_behind_the_connect_request()
 }
 
 #[test]
+fn sasl_pipelined_tokens_get_their_answers_in_order() {
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    h.pump();
+    // Two tokens at once, computed while connecting: both ride behind the ConnectRequest.
+    h.step(Ok(SaslStep::SendAll(vec![b"ap-req".to_vec(), Vec::new()])));
+    h.open();
+    let f = h.frames();
+    assert_eq!(f.len(), 3, "{f:?}");
+    let (x1, x2) = (f[1].1, f[2].1);
+    h.connect_response(0x77);
+    // Both answers in one read: the second waits until the mechanism took the first.
+    let mut b = BytesMut::new();
+    for (xid, t) in [(x1, &b"ap-rep"[..]), (x2, &b"offer"[..])] {
+        let mut body = BytesMut::new();
+        SetSaslResponse {
+            token: Some(Bytes::copy_from_slice(t)),
+        }
+        .encode(&mut body);
+        b.extend_from_slice(&reply_frame(xid, 0, ErrorCode::Ok, &body));
+    }
+    h.server_sends(&b);
+    assert_eq!(h.sasl.len(), 2);
+    assert_eq!(h.sasl[1].1.as_deref(), Some(&b"ap-rep"[..]));
+    h.step(Ok(SaslStep::Wait));
+    assert_eq!(h.sasl.len(), 3);
+    assert_eq!(h.sasl[2].1.as_deref(), Some(&b"offer"[..]));
+    h.step(Ok(SaslStep::Send(b"choice".to_vec())));
+    let f = h.frames();
+    assert_eq!(f.len(), 1);
+    h.sasl_reply(f[0].1, None);
+    h.step(Ok(SaslStep::Done));
+    assert_eq!(h.s.state(), SessionState::Connected);
+    // A mechanism that waits for nothing, or is done with answers outstanding, is broken.
+    for bad in [SaslStep::Wait, SaslStep::SendAll(Vec::new())] {
+        let mut h = Harness::new();
+        h.s.start(h.now);
+        h.pump();
+        h.open();
+        h.step(Ok(bad));
+        assert_eq!(h.connects.len(), 2, "next server");
+    }
+    let mut h = Harness::new();
+    h.s.start(h.now);
+    h.pump();
+    h.open();
+    h.step(Ok(SaslStep::SendAll(vec![b"a".to_vec(), b"b".to_vec()])));
+    let f = h.frames();
+    h.connect_response(0x77);
+    h.sasl_reply(f[1].1, Some(b"1"));
+    h.step(Ok(SaslStep::Done));
+    assert_eq!(h.connects.len(), 2, "done with an answer outstanding");
+}
+
+#[test]
 fn sasl_rejected_by_the_server_is_terminal() {
     for err in [
         ErrorCode::AuthFailed,

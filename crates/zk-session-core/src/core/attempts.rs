@@ -91,8 +91,7 @@ impl Session {
             handshake_sent: None,
             addr: None,
             span: tracing::Span::none(),
-            sasl: SaslWait::Done,
-            first_token: None,
+            sasl: sasl::Conversation::default(),
             answered: None,
         };
         self.counters.attempts += 1;
@@ -139,18 +138,16 @@ impl Session {
             timeout,
         });
         // SASL's first step (which may need the KDC) runs while the transport opens.
-        attempt.first_token = None;
         attempt.answered = None;
-        attempt.sasl = if self.cfg.sasl.is_some() {
+        attempt.sasl = sasl::Conversation::default();
+        if self.cfg.sasl.is_some() {
+            attempt.sasl.start();
             self.actions.push_back(Action::Sasl {
                 conn,
                 server: attempt.spec.server_name(),
                 token: None,
             });
-            SaslWait::Mechanism
-        } else {
-            SaslWait::Done
-        };
+        }
         self.timers.set(Timer::Attempt, now + timeout);
         self.phase = Phase::Connecting {
             conn,

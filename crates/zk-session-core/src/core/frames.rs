@@ -99,7 +99,7 @@ impl Session {
         }
         self.last_contact = Some(now);
         self.last_recv = now;
-        if attempt.sasl != SaslWait::Done {
+        if !attempt.sasl.is_done() {
             // The session is the server's; it is ours once SASL is done.
             debug!(conn = conn.0, "handshake answered; SASL running");
             attempt.answered = Some((now, resp.read_only));
@@ -113,80 +113,8 @@ impl Session {
         self.established(now, conn, attempt, target, now, resp.read_only);
     }
 
-    /// SASL finished on the current handshake: the session is established.
-    pub(super) fn sasl_done(&mut self, now: Instant) {
-        let Phase::Handshaking {
-            conn,
-            attempt,
-            target,
-        } = std::mem::replace(&mut self.phase, Phase::Waiting)
-        else {
-            return;
-        };
-        let Some((answered, read_only)) = attempt.answered else {
-            self.phase = Phase::Handshaking {
-                conn,
-                attempt,
-                target,
-            };
-            return;
-        };
-        debug!(conn = conn.0, "SASL done");
-        self.established(now, conn, attempt, target, answered, read_only);
-        self.flush(now);
-    }
-
-    /// A server's answer to a SASL token.
-    fn on_sasl_reply(&mut self, now: Instant, mut payload: Bytes) {
-        let Phase::Handshaking { conn, attempt, .. } = &self.phase else {
-            return;
-        };
-        let (conn, server, wait) = (*conn, attempt.spec.server_name(), attempt.sasl);
-        let header = match ReplyHeader::decode(&mut payload) {
-            Ok(h) => h,
-            Err(err) => {
-                warn!(%err, "bad reply header during SASL");
-                self.conn_failed(now, HostFailure::Protocol);
-                return;
-            }
-        };
-        self.last_recv = now;
-        if wait != SaslWait::Server(header.xid) {
-            warn!(xid = header.xid, "unexpected reply during SASL");
-            self.conn_failed(now, HostFailure::Protocol);
-            return;
-        }
-        match header.err {
-            ErrorCode::Ok => {}
-            ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth => {
-                warn!(err = ?header.err, "the server rejected the SASL credentials");
-                self.finish(now, SessionState::AuthFailed);
-                return;
-            }
-            other => {
-                warn!(err = ?other, "SASL answered with an error");
-                self.conn_failed(now, HostFailure::Protocol);
-                return;
-            }
-        }
-        let token = match zk_proto::SetSaslResponse::decode(&mut payload) {
-            Ok(r) => r.token.unwrap_or_default(),
-            Err(err) => {
-                warn!(%err, "malformed SASL reply");
-                self.conn_failed(now, HostFailure::Protocol);
-                return;
-            }
-        };
-        self.set_sasl_wait(SaslWait::Mechanism);
-        self.actions.push_back(Action::Sasl {
-            conn,
-            server,
-            token: Some(token),
-        });
-    }
-
     /// The handshake (and SASL, if any) succeeded: the session is on `conn`.
-    fn established(
+    pub(super) fn established(
         &mut self,
         now: Instant,
         conn: ConnId,

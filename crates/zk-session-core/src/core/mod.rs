@@ -63,6 +63,7 @@ mod connection;
 mod frames;
 mod hosts;
 mod output;
+mod sasl;
 
 pub use hosts::HostsError;
 
@@ -217,25 +218,10 @@ struct Attempt {
     /// A `zk_attempt` span per address tried, a child of the failover's span.
     span: tracing::Span,
     /// Where SASL stands on this connection.
-    sasl: SaslWait,
-    /// The mechanism's first token, computed while the transport was being opened.
-    first_token: Option<Vec<u8>>,
+    sasl: sasl::Conversation,
     /// The ConnectResponse was accepted at this time (read-only or not) and SASL is running:
     /// the session is established once SASL is done.
     answered: Option<(Instant, bool)>,
-}
-
-/// Where the SASL conversation of an attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SaslWait {
-    /// No SASL configured, or it is done.
-    Done,
-    /// The driver runs the mechanism's next step.
-    Mechanism,
-    /// The first token is ready; it goes out right behind the `ConnectRequest`.
-    Ready,
-    /// A token was written with this xid; the server's answer is awaited.
-    Server(i32),
 }
 
 /// At most this many extensions of one attempt (each one attempt cap long).
@@ -693,19 +679,14 @@ impl Session {
         attempt.answered = None;
         // With SASL nothing but its packets may go out before it is done (a server that
         // enforces SASL closes a connection whose first request is anything else). The
-        // mechanism started with the connection attempt: its first token, if ready, is
+        // mechanism started with the connection attempt: its first tokens, if ready, are
         // pipelined behind the ConnectRequest.
-        if let Some(token) = attempt.first_token.take() {
-            match self.write_sasl_token(now, token) {
-                Some(xid) => attempt.sasl = SaslWait::Server(xid),
-                None => {
-                    self.drop_conn(conn);
-                    self.attempt_failed(now, attempt, HostFailure::Protocol);
-                    return;
-                }
-            }
+        if !self.write_ready_sasl_tokens(now, &mut attempt) {
+            self.drop_conn(conn);
+            self.attempt_failed(now, attempt, HostFailure::Protocol);
+            return;
         }
-        let pipeline = preamble_len <= PIPELINED_PREAMBLE_LIMIT && attempt.sasl == SaslWait::Done;
+        let pipeline = preamble_len <= PIPELINED_PREAMBLE_LIMIT && attempt.sasl.is_done();
         if pipeline {
             self.write_preamble();
         }
@@ -734,108 +715,6 @@ impl Session {
             self.flush_idempotent_prefix(now);
         }
         trace!(conn = conn.0, "handshake sent");
-    }
-
-    /// The SASL mechanism's step for connection `conn` (see [`Action::Sasl`]).
-    pub fn handle_sasl(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        result: Result<crate::SaslStep, crate::SaslError>,
-    ) {
-        let connecting = match &self.phase {
-            Phase::Connecting {
-                conn: current,
-                attempt,
-                ..
-            } if *current == conn && attempt.sasl == SaslWait::Mechanism => true,
-            Phase::Handshaking {
-                conn: current,
-                attempt,
-                ..
-            } if *current == conn && attempt.sasl == SaslWait::Mechanism => false,
-            _ => return,
-        };
-        let failure = match result {
-            Ok(crate::SaslStep::Send(token)) if connecting => {
-                if let Phase::Connecting { attempt, .. } = &mut self.phase {
-                    attempt.first_token = Some(token);
-                    attempt.sasl = SaslWait::Ready;
-                }
-                return;
-            }
-            Ok(crate::SaslStep::Send(token)) => match self.write_sasl_token(now, token) {
-                Some(xid) => {
-                    self.set_sasl_wait(SaslWait::Server(xid));
-                    return;
-                }
-                None => HostFailure::Protocol,
-            },
-            Ok(crate::SaslStep::Done) => {
-                self.set_sasl_wait(SaslWait::Done);
-                if let Phase::Handshaking {
-                    attempt:
-                        Attempt {
-                            answered: Some(_), ..
-                        },
-                    ..
-                } = &self.phase
-                {
-                    self.sasl_done(now);
-                }
-                return;
-            }
-            Err(crate::SaslError::Credentials(reason)) => {
-                warn!(%reason, "SASL credentials not usable");
-                self.finish(now, SessionState::AuthFailed);
-                return;
-            }
-            Err(crate::SaslError::Protocol(reason)) => {
-                warn!(%reason, "SASL exchange broken: next server");
-                HostFailure::Protocol
-            }
-            Err(other) => {
-                info!(%other, "SASL not possible with this server now: next server");
-                HostFailure::Auth
-            }
-        };
-        if connecting {
-            if let Some((attempt, _)) = self.take_connecting(conn) {
-                self.drop_conn(conn);
-                self.attempt_failed(now, attempt, failure);
-            }
-        } else {
-            self.conn_failed(now, failure);
-        }
-    }
-
-    /// Writes one SASL token; its xid, or `None` if it exceeds the outbound frame limit.
-    fn write_sasl_token(&mut self, now: Instant, token: Vec<u8>) -> Option<i32> {
-        let xid = self.alloc_xid();
-        let header = RequestHeader {
-            xid,
-            op: OpCode::Sasl,
-        };
-        let body = zk_proto::GetSaslRequest {
-            token: Bytes::from(token),
-        };
-        if !self.write_frame(|buf| {
-            header.encode(buf);
-            body.encode(buf);
-        }) {
-            warn!("SASL token larger than the outbound frame limit");
-            return None;
-        }
-        self.last_send = now;
-        Some(xid)
-    }
-
-    fn set_sasl_wait(&mut self, wait: SaslWait) {
-        if let Phase::Connecting { attempt, .. } | Phase::Handshaking { attempt, .. } =
-            &mut self.phase
-        {
-            attempt.sasl = wait;
-        }
     }
 
     /// Opening `conn` failed.
