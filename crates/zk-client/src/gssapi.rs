@@ -235,8 +235,7 @@ enum Stage {
     ApRep,
     /// Established: the server's wrapped security-layer offer comes next.
     Layer,
-    /// Our choice was sent: the server's final (empty) answer comes next.
-    Final,
+    /// Our choice was sent (the last token).
     Done,
 }
 
@@ -302,13 +301,15 @@ impl SaslClient for GssapiClient {
                     .ctx
                     .wrap(false, &[0x01, 0, 0, 0])
                     .map_err(|e| SaslError::Protocol(format!("{}: {e}", doing())))?;
-                self.stage = Stage::Final;
-                Ok(SaslStep::Send(reply.to_vec()))
-            }
-            Stage::Final | Stage::Done => {
                 self.stage = Stage::Done;
-                Ok(SaslStep::Done)
+                // The server was verified (AP-REP): its answer to this token carries nothing
+                // but success, so the session's requests may follow right behind it.
+                Ok(SaslStep::SendLast(reply.to_vec()))
             }
+            Stage::Done => Err(SaslError::Protocol(format!(
+                "{}: a token after the last one",
+                doing()
+            ))),
         }
     }
 }

@@ -40,6 +40,12 @@ pub enum SaslStep {
     SendAll(Vec<Vec<u8>>),
     /// Nothing to send: the answer to an earlier token of a [`SaslStep::SendAll`] comes next.
     Wait,
+    /// Send this last token; the mechanism is complete (it has verified the server already)
+    /// and the server's answer carries nothing for it but success or failure. The session's
+    /// requests follow right behind it instead of a round trip later; a failure in that
+    /// answer still ends the session with `AuthFailed`. (GSSAPI's final security-layer
+    /// choice; not for DIGEST-MD5, whose last answer is the server's proof.)
+    SendLast(Vec<u8>),
     /// The mechanism is complete and verified the server: nothing more to send.
     Done,
 }
@@ -51,6 +57,7 @@ impl fmt::Debug for SaslStep {
             Self::Send(t) => write!(f, "Send({} bytes)", t.len()),
             Self::SendAll(ts) => write!(f, "SendAll({} tokens)", ts.len()),
             Self::Wait => f.write_str("Wait"),
+            Self::SendLast(t) => write!(f, "SendLast({} bytes)", t.len()),
             Self::Done => f.write_str("Done"),
         }
     }

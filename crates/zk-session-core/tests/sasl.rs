@@ -276,6 +276,48 @@ fn sasl_pipelined_tokens_get_their_answers_in_order() {
 }
 
 #[test]
+fn sasl_last_token_lets_requests_follow_at_once() {
+    for reject in [false, true] {
+        let mut h = Harness::new();
+        h.s.submit(h.now, read());
+        h.s.start(h.now);
+        h.pump();
+        h.open();
+        h.step(Ok(SaslStep::Send(b"ap-req".to_vec())));
+        let x1 = h.frames()[1].1;
+        h.connect_response(0x77);
+        h.sasl_reply(x1, Some(b"offer"));
+        h.step(Ok(SaslStep::SendLast(b"choice".to_vec())));
+        // Established at once; the preamble and the request ride behind the last token.
+        assert_eq!(h.s.state(), SessionState::Connected);
+        let f = h.frames();
+        let ops: Vec<_> = f.iter().map(|f| f.0).collect();
+        assert_eq!(
+            ops,
+            vec![Some(OpCode::Sasl), Some(OpCode::Auth), Some(OpCode::Exists)]
+        );
+        if reject {
+            // The server's verdict on the last token still counts.
+            h.server_sends(&reply_frame(
+                f[0].1,
+                0,
+                ErrorCode::AuthFailed,
+                b"\xff\xff\xff\xff",
+            ));
+            assert_eq!(h.s.state(), SessionState::AuthFailed);
+            assert!(matches!(h.completed[..], [Err(RequestError::AuthFailed)]));
+        } else {
+            h.sasl_reply(f[0].1, None);
+            assert_eq!(h.s.state(), SessionState::Connected);
+            assert!(h.completed.is_empty());
+            h.server_sends(&reply_frame(zk_proto::xid::AUTH, 0, ErrorCode::Ok, b""));
+            h.server_sends(&reply_frame(f[2].1, 5, ErrorCode::Ok, b""));
+            assert!(matches!(h.completed[..], [Ok(_)]), "{:?}", h.completed);
+        }
+    }
+}
+
+#[test]
 fn sasl_rejected_by_the_server_is_terminal() {
     for err in [
         ErrorCode::AuthFailed,

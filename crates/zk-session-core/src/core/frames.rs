@@ -240,6 +240,25 @@ impl Session {
         if matches!(self.phase, Phase::Connected { .. } | Phase::Closing { .. }) {
             self.last_contact = Some(now);
         }
+        if self.sasl_confirm == Some(header.xid) {
+            // The answer to the mechanism's last token (`SaslStep::SendLast`).
+            self.sasl_confirm = None;
+            match header.err {
+                ErrorCode::Ok => {}
+                ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth => {
+                    warn!(err = ?header.err, "the server rejected the SASL credentials");
+                    self.finish(now, SessionState::AuthFailed);
+                    return;
+                }
+                other => {
+                    warn!(err = ?other, "SASL's last token answered with an error");
+                    self.conn_failed(now, HostFailure::Protocol);
+                    return;
+                }
+            }
+            self.arm_liveness(now);
+            return;
+        }
         if header.err == ErrorCode::SessionClosedRequireSaslAuth {
             // The server enforces SASL and this client did not authenticate (or not with a
             // scheme it accepts): every server would say the same.

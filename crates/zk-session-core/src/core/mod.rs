@@ -331,6 +331,9 @@ pub struct Session {
     rebalance_to: Option<HostId>,
     /// The batch timer fired: replies are taken one by one until bytes arrive again.
     batch_paused: bool,
+    /// The xid of a mechanism's last SASL token ([`crate::SaslStep::SendLast`]) whose answer
+    /// is still to come on the established connection: it must be the server's OK.
+    sasl_confirm: Option<i32>,
     counters: Counters,
 }
 
@@ -408,6 +411,7 @@ impl Session {
             probe_in_flight: None,
             rebalance_to: None,
             batch_paused: false,
+            sasl_confirm: None,
             counters: Counters::default(),
             cfg,
         }
@@ -643,6 +647,7 @@ impl Session {
         self.decoder = FrameDecoder::new(self.cfg.max_inbound_frame, self.cfg.max_discard_frame);
         self.tx.clear();
         self.tx_conn = Some(conn);
+        self.sasl_confirm = None;
 
         let timeout_ms = i32::try_from(self.cfg.session_timeout.as_millis()).unwrap_or(i32::MAX);
         let (session_id, passwd) = if attempt.sent_session == 0 {

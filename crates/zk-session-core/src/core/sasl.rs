@@ -107,7 +107,25 @@ impl Session {
     /// Applies one successful step to the current attempt's conversation.
     fn sasl_step(&mut self, now: Instant, connecting: bool, step: SaslStep) -> Outcome {
         let tokens = match step {
-            SaslStep::Send(token) => vec![token],
+            SaslStep::SendLast(token) if !connecting => {
+                let Some(conv) = self.sasl_conversation() else {
+                    return Outcome::Continue;
+                };
+                conv.busy = false;
+                if !conv.sent.is_empty() || !conv.answers.is_empty() {
+                    warn!("SASL mechanism finished with answers outstanding");
+                    return Outcome::Failed(HostFailure::Protocol);
+                }
+                conv.running = false;
+                let Some(xid) = self.write_sasl_token(now, token) else {
+                    return Outcome::Failed(HostFailure::Protocol);
+                };
+                // Established now: the answer is checked when it arrives (`on_reply`).
+                self.sasl_confirm = Some(xid);
+                return Outcome::Done;
+            }
+            // Before the transport is open there is no session to hand over yet.
+            SaslStep::Send(token) | SaslStep::SendLast(token) => vec![token],
             SaslStep::SendAll(tokens) if !tokens.is_empty() => tokens,
             SaslStep::Wait => Vec::new(),
             SaslStep::Done => {
