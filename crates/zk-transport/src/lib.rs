@@ -131,7 +131,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use error::{CertificateProblem, ConnectError, TlsAlert, TlsConfigError, TlsErrorKind};
 pub use memory::{MemoryBehaviour, MemoryConnector, MemoryListener};
 pub use tcp::TcpConnector;
-pub use tls::{DangerousTlsConfigBuilder, TlsConfig, TlsConfigBuilder, TlsConnector};
+pub use tls::{
+    DangerousTlsConfigBuilder, TlsConfig, TlsConfigBuilder, TlsConnector, TlsReloadHandle, TlsStats,
+};
 
 /// Re-export of the rustls version this crate is built on, for [`TlsConfig::from_rustls`].
 pub use rustls;
