@@ -91,6 +91,15 @@ pub(crate) struct Subject {
     java_mark: Option<Instant>,
 }
 
+/// This project's client over TLS: its configuration, and the servers to prime the TLS
+/// session caches with right after connecting (empty: no priming, a failover pays a full
+/// handshake).
+#[derive(Clone)]
+pub(crate) struct OursTls {
+    pub(crate) config: zk_client::TlsConfig,
+    pub(crate) prime: Vec<zk_transport::Target>,
+}
+
 /// Opens a session of `who` (Java: in the given probe process, which the subject then owns).
 pub(crate) async fn connect(
     who: Who,
@@ -98,6 +107,19 @@ pub(crate) async fn connect(
     timeout: Duration,
     detector: Detector,
     java: Option<JavaProbe>,
+) -> Result<Subject, String> {
+    connect_with(who, connstr, timeout, detector, java, None).await
+}
+
+/// [`connect`], over TLS for this project's client when `tls` is given (the Java probe's
+/// JVM carries its own TLS flags; `zookeeper-client` is not built with TLS).
+pub(crate) async fn connect_with(
+    who: Who,
+    connstr: &str,
+    timeout: Duration,
+    detector: Detector,
+    java: Option<JavaProbe>,
+    tls: Option<&OursTls>,
 ) -> Result<Subject, String> {
     let (handle, session_id) = match who {
         Who::Ours => {
@@ -112,9 +134,19 @@ pub(crate) async fn connect(
                 t.adaptive = Some(AdaptiveDetector::default());
                 b = b.timing(t);
             }
+            let connector = tls.map(|t| zk_client::TlsConnector::new(t.config.clone()));
+            if let Some(connector) = &connector {
+                b = b.tls_connector(connector.clone());
+            }
             let c = b.connect().await.map_err(|e| format!("connect: {e}"))?;
+            if let (Some(connector), Some(t)) = (connector, tls) {
+                connector.prime(&t.prime, Duration::from_secs(5)).await;
+            }
             let id = c.session_id();
             (Handle::Ours(c), id)
+        }
+        Who::Zkc if tls.is_some() => {
+            return Err("zookeeper-client over TLS is not built (see docs/tls.md)".into());
         }
         Who::Zkc => {
             let c = zookeeper_client::Client::connector()
@@ -171,14 +203,23 @@ impl Subject {
     }
 
     /// The node the session is on.
-    pub(crate) async fn node(&self, ens: &Ensemble) -> Option<usize> {
+    pub(crate) async fn node(&mut self, ens: &Ensemble) -> Option<usize> {
         if let Handle::Ours(c) = &self.handle
             && let Some(addr) = c.server()
             && let Some(i) = ens.node_for_addr(addr)
         {
             return Some(i);
         }
-        node_of_session(ens, self.session_id).await
+        if let Some(i) = node_of_session(ens, self.session_id).await {
+            return Some(i);
+        }
+        // `cons` does not list secureClientPort connections: ask the Java client itself.
+        if let Handle::Java(p) = &mut self.handle {
+            let words = tokio::task::block_in_place(|| p.cmd("server")).ok()?;
+            let addr = words.get(1)?.parse().ok()?;
+            return ens.node_for_addr(addr);
+        }
+        None
     }
 
     /// Starts the continuous sequential read loop.

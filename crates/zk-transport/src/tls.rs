@@ -748,6 +748,28 @@ impl TlsConnector {
         self.shared.stats()
     }
 
+    /// Handshakes with each target and closes the connection again, so that the session
+    /// caches hold a resumable TLS session for every server: a later failover to any of them
+    /// then costs an abbreviated handshake instead of a full one. ZooKeeper sees a TLS
+    /// connection that closes before its `ConnectRequest` (no session is created). Returns how
+    /// many handshakes succeeded; failures are only counted in [`TlsConnector::stats`].
+    ///
+    /// Sessions expire on the server (the JDK keeps them 24 h by default) and die with its
+    /// JVM: prime again after servers restart, or let the first reconnect pay the full
+    /// handshake.
+    pub async fn prime(&self, targets: &[Target], timeout: Duration) -> usize {
+        let mut primed = 0;
+        for target in targets {
+            if let Ok(mut stream) = self.connect_tls(target, timeout).await {
+                primed += 1;
+                let _ =
+                    tokio::time::timeout(timeout, tokio::io::AsyncWriteExt::shutdown(&mut stream))
+                        .await;
+            }
+        }
+        primed
+    }
+
     /// Like [`Connector::connect`] but returns the concrete TLS stream, so callers can inspect
     /// the negotiated protocol version, cipher suite, peer certificates or whether the session
     /// was resumed through `stream.get_ref().1`.

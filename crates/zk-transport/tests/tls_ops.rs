@@ -312,3 +312,27 @@ async fn from_rustls_configurations_are_replaced_whole() {
     let text = format!("{connector:?} {handle:?}");
     assert!(!text.contains("PRIVATE"), "{text}");
 }
+
+#[tokio::test]
+async fn priming_leaves_a_resumable_session_for_every_server() {
+    let ca = Ca::new("zk-ca");
+    let mut targets = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let server = spawn_tls_server(server_config(
+            &ca.server(&["localhost"]),
+            Some(&ca),
+            Versions::Tls12ZooKeeperLike,
+        ))
+        .await;
+        targets.push(localhost(server.addr));
+        servers.push(server);
+    }
+    let connector = TlsConnector::new(client_of(&ca, &ca));
+    assert_eq!(connector.prime(&targets, DEADLINE).await, 3);
+    for target in &targets {
+        assert_eq!(kind(&connector, target).await, HandshakeKind::Resumed);
+    }
+    let stats = connector.stats();
+    assert_eq!((stats.full_handshakes, stats.resumed_handshakes), (3, 3));
+}
