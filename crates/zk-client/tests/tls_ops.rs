@@ -17,6 +17,7 @@ use zk_transport::rustls::{HandshakeKind, ProtocolVersion};
 use zk_transport::{CertificateProblem, ConnectError, Target, TlsErrorKind};
 
 static ENS: OnceLock<Ensemble> = OnceLock::new();
+static TLS13: OnceLock<Ensemble> = OnceLock::new();
 /// One test at a time: they kill servers of the shared ensemble.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -237,5 +238,45 @@ fn tls_resumption_on_reconnect_to_the_same_server() {
         assert_eq!(after.resumed_handshakes, before.resumed_handshakes + 1);
         c.get_data("/").await.unwrap();
         c.close().await;
+    });
+}
+
+#[test]
+#[ignore = "needs Java and ZooKeeper: run with -- --include-ignored (scripts/test-all.sh does)"]
+fn tls_resumption_with_tls13_enabled_on_the_server() {
+    // ZooKeeper 3.8 speaks TLS 1.2 unless told otherwise; with TLS 1.3 enabled the JDK
+    // server sends session tickets after the handshake, which rustls stores when the
+    // connection is read (a ZooKeeper session reads its ConnectResponse).
+    let ens = ensemble_with(&TLS13, || {
+        Ensemble::builder()
+            .nodes(1)
+            .tls(TlsOptions::default())
+            .config("ssl.protocol", "TLSv1.3")
+            .config("ssl.enabledProtocols", "TLSv1.3,TLSv1.2")
+    });
+    run(LIMIT, async move {
+        let _turn = TURN.lock().await;
+        let m = ens.tls().unwrap();
+        let connector = TlsConnector::new(config(m, &m.client_cert_pem, &m.client_key_pem));
+        let one = secure(ens, 0).to_string();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let c = connect(&one, connector.clone()).await;
+            c.get_data("/").await.unwrap();
+            c.close().await;
+            let stats = connector.stats();
+            seen.push((stats.full_handshakes, stats.resumed_handshakes));
+        }
+        let stream = connector
+            .connect_tls(&Target::from_addr(secure(ens, 0)), DEADLINE)
+            .await
+            .unwrap();
+        let version = stream.get_ref().1.protocol_version();
+        eprintln!(
+            "TLS 1.3 server: version {version:?}, (full, resumed) after each session {seen:?}"
+        );
+        assert_eq!(version, Some(ProtocolVersion::TLSv1_3));
+        assert_eq!(seen[0], (1, 0));
+        assert!(seen[2].1 >= 1, "no resumption over TLS 1.3: {seen:?}");
     });
 }

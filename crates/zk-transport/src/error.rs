@@ -391,6 +391,14 @@ pub enum TlsConfigError {
     /// configuration can replace it.
     #[error("this TLS configuration was not made by the builder: replace it as a whole")]
     NotRebuildable,
+    /// Files could not be watched (feature `tls-watch`).
+    #[error("cannot watch {path}: {message}")]
+    Watch {
+        /// The directory.
+        path: String,
+        /// The watcher's message.
+        message: String,
+    },
     /// Any other rustls configuration error.
     #[error("TLS configuration: {0}")]
     Rustls(String),

@@ -848,6 +848,86 @@ impl Connector for TlsConnector {
     }
 }
 
+/// The PEM files a configuration is (re)built from, for [`TlsReloadHandle::reload_files`] and
+/// (feature `tls-watch`) `TlsReloadHandle::watch_files`. Each file holds what the builder
+/// method of the same name takes; the client key may be in the certificate file
+/// (ZooKeeper's PEM key store layout: key, then certificate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsFiles {
+    /// CA roots (replace the configuration's roots when non-empty).
+    pub ca: Vec<std::path::PathBuf>,
+    /// Client certificate chain, and the key file (the same file if `None`).
+    pub client_cert: Option<(std::path::PathBuf, Option<std::path::PathBuf>)>,
+    /// CRLs (replace the configuration's CRLs when non-empty).
+    pub crls: Vec<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    /// No files.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a CA file.
+    #[must_use]
+    pub fn ca(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca.push(path.into());
+        self
+    }
+
+    /// The client certificate chain file and its key file.
+    #[must_use]
+    pub fn client_cert(
+        mut self,
+        chain: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.client_cert = Some((chain.into(), Some(key.into())));
+        self
+    }
+
+    /// Adds a CRL file.
+    #[must_use]
+    pub fn crl(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.crls.push(path.into());
+        self
+    }
+
+    /// Every file named.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        let cert = self
+            .client_cert
+            .iter()
+            .flat_map(|(chain, key)| std::iter::once(chain.as_path()).chain(key.as_deref()));
+        self.ca
+            .iter()
+            .map(std::path::PathBuf::as_path)
+            .chain(cert)
+            .chain(self.crls.iter().map(std::path::PathBuf::as_path))
+    }
+
+    fn apply(&self, mut builder: TlsConfigBuilder) -> Result<TlsConfigBuilder, TlsConfigError> {
+        if !self.ca.is_empty() {
+            builder = builder.clear_roots();
+            for path in &self.ca {
+                builder = builder.ca_pem_file(path)?;
+            }
+        }
+        if let Some((chain, key)) = &self.client_cert {
+            builder = builder.client_cert_pem_file(chain, key.as_ref().unwrap_or(chain))?;
+        }
+        if !self.crls.is_empty() {
+            builder = builder.clear_crls();
+            for path in &self.crls {
+                builder = builder.crl_pem_file(path)?;
+            }
+        }
+        Ok(builder)
+    }
+}
+
 /// Replaces a [`TlsConnector`]'s configuration while it runs: a new client certificate
 /// (rotation), new trusted roots, new CRLs, or a whole new [`TlsConfig`].
 ///
@@ -979,6 +1059,16 @@ impl TlsReloadHandle {
     /// As [`rotate`](Self::rotate).
     pub fn rotate_roots_pem(&self, ca_pem: &str) -> Result<u64, TlsConfigError> {
         self.rotate(|b| b.clear_roots().ca_pem(ca_pem))
+    }
+
+    /// Rebuilds the configuration from these files (what they name replaces the current roots,
+    /// client certificate or CRLs; the rest is kept) and installs it.
+    ///
+    /// # Errors
+    ///
+    /// As [`rotate`](Self::rotate), plus [`TlsConfigError::ReadFile`].
+    pub fn reload_files(&self, files: &TlsFiles) -> Result<u64, TlsConfigError> {
+        self.rotate(|b| files.apply(b))
     }
 
     /// Replaces the CRLs with those in this PEM text.

@@ -336,3 +336,77 @@ async fn priming_leaves_a_resumable_session_for_every_server() {
     let stats = connector.stats();
     assert_eq!((stats.full_handshakes, stats.resumed_handshakes), (3, 3));
 }
+
+#[cfg(feature = "tls-watch")]
+#[tokio::test]
+async fn rotation_from_watched_files_and_a_broken_rewrite_is_refused() {
+    use zk_transport::TlsFiles;
+
+    let server_ca = Ca::new("server-ca");
+    let client_ca = Ca::new("client-ca");
+    let server = spawn_tls_server(server_config(
+        &server_ca.server(&["localhost"]),
+        Some(&client_ca),
+        Versions::Tls12ZooKeeperLike,
+    ))
+    .await;
+    let target = localhost(server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("tls.crt"),
+        dir.path().join("tls.key"),
+    );
+    // Start with a certificate the server does not trust.
+    let untrusted = Ca::new("other").client();
+    std::fs::write(&ca, server_ca.pem()).unwrap();
+    std::fs::write(&cert, &untrusted.cert_pem).unwrap();
+    std::fs::write(&key, &untrusted.key_pem).unwrap();
+    let files = TlsFiles::new().ca(&ca).client_cert(&cert, &key);
+    let config = TlsConfig::builder()
+        .ca_pem_file(&ca)
+        .unwrap()
+        .client_cert_pem_file(&cert, &key)
+        .unwrap()
+        .build()
+        .unwrap();
+    let connector = TlsConnector::new(config);
+    let handle = connector.reload_handle();
+    let watcher = handle
+        .watch_files(files, Duration::from_millis(100))
+        .unwrap();
+    assert!(matches!(
+        fails(&connector, &target).await,
+        ConnectError::Tls(TlsErrorKind::PeerRejectedUs { .. })
+    ));
+
+    // The certificate manager writes a new certificate and key.
+    let fresh = client_ca.client();
+    std::fs::write(&cert, &fresh.cert_pem).unwrap();
+    std::fs::write(&key, &fresh.key_pem).unwrap();
+    wait_for(|| handle.generation() == 1).await;
+    assert_eq!(kind(&connector, &target).await, HandshakeKind::Full);
+    assert_eq!(watcher.reloads(), 1);
+
+    // A key that does not match is refused; the working configuration stays.
+    std::fs::write(&key, &untrusted.key_pem).unwrap();
+    wait_for(|| watcher.last_error().is_some()).await;
+    assert!(
+        matches!(
+            watcher.last_error(),
+            Some(TlsConfigError::ClientCertificate(_))
+        ),
+        "{watcher:?}"
+    );
+    assert_eq!(handle.generation(), 1);
+    assert_eq!(kind(&connector, &target).await, HandshakeKind::Resumed);
+}
+
+#[cfg(feature = "tls-watch")]
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
