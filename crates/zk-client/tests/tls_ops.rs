@@ -253,6 +253,12 @@ fn tls_resumption_with_tls13_enabled_on_the_server() {
             .tls(TlsOptions::default())
             .config("ssl.protocol", "TLSv1.3")
             .config("ssl.enabledProtocols", "TLSv1.3,TLSv1.2")
+            // ZooKeeper's default suites are TLS 1.2 ones only.
+            .config(
+                "ssl.ciphersuites",
+                "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384,\
+                 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            )
     });
     run(LIMIT, async move {
         let _turn = TURN.lock().await;
@@ -278,5 +284,18 @@ fn tls_resumption_with_tls13_enabled_on_the_server() {
         assert_eq!(version, Some(ProtocolVersion::TLSv1_3));
         assert_eq!(seen[0], (1, 0));
         assert!(seen[2].1 >= 1, "no resumption over TLS 1.3: {seen:?}");
+
+        // Priming stores a TLS 1.3 ticket too (it reads the connection to its end).
+        let fresh = TlsConnector::new(config(m, &m.client_cert_pem, &m.client_key_pem));
+        let target = Target::from_addr(secure(ens, 0));
+        assert_eq!(
+            fresh.prime(std::slice::from_ref(&target), DEADLINE).await,
+            1
+        );
+        let stream = fresh.connect_tls(&target, DEADLINE).await.unwrap();
+        assert_eq!(
+            stream.get_ref().1.handshake_kind(),
+            Some(HandshakeKind::Resumed)
+        );
     });
 }

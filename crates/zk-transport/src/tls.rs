@@ -762,9 +762,18 @@ impl TlsConnector {
         for target in targets {
             if let Ok(mut stream) = self.connect_tls(target, timeout).await {
                 primed += 1;
-                let _ =
-                    tokio::time::timeout(timeout, tokio::io::AsyncWriteExt::shutdown(&mut stream))
-                        .await;
+                // Close, then read to the server's EOF: TLS 1.3 session tickets arrive after the
+                // handshake and are stored only when the connection is read.
+                let _ = tokio::time::timeout(timeout, async {
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                    let mut buf = [0_u8; 256];
+                    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
             }
         }
         primed
