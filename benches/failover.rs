@@ -650,12 +650,13 @@ async fn tls_floor(ctx: &mut Ctx) {
             return;
         }
     };
-    let full = zk_transport::TlsConnector::new(t.config.clone());
-    if let Err(e) = full.reload_handle().rotate(|b| Ok(b.resumption(false))) {
-        ctx.failures.push(format!("tls_floor: {e}"));
-        return;
-    }
-    let resumed = zk_transport::TlsConnector::new(t.config.clone());
+    let (full, resumed) = match full_and_resumed(&t) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.failures.push(format!("tls_floor: {e}"));
+            return;
+        }
+    };
     resumed.prime(&t.prime, Duration::from_secs(5)).await;
     let (warm, n) = if ctx.args.mode == Mode::Bench {
         (6, ctx.args.samples(50).max(10))
@@ -792,6 +793,12 @@ async fn sample(ctx: &mut Ctx, s: &Scenario, who: Who) {
             let attempts = o.attempts.map_or(String::new(), |(a, f)| {
                 format!(", attempts {a} ({f} failed)")
             });
+            let attempts = match o.tls {
+                Some((full, resumed)) => {
+                    format!("{attempts}, TLS handshakes {full} full / {resumed} resumed")
+                }
+                None => attempts,
+            };
             println!(
                 "{id}: pause {:.1} ms, detect {}, share {}{extra}, kept {}{attempts}",
                 ms(o.pause),
@@ -817,6 +824,13 @@ async fn sample(ctx: &mut Ctx, s: &Scenario, who: Who) {
                 );
             }
             r.add(s.name, who.key(), "timeout_ms", vec![ms(s.timeout)]);
+            if let Some((full, resumed)) = o.tls {
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                {
+                    r.add(s.name, who.key(), "tls_full", vec![full as f64]);
+                    r.add(s.name, who.key(), "tls_resumed", vec![resumed as f64]);
+                }
+            }
             r.add(
                 s.name,
                 who.key(),
@@ -1014,15 +1028,49 @@ async fn try_sample(
 /// the restarted nodes (`support::ensemble::heal`, shared with the fleet benchmark).
 async fn heal(ctx: &mut Ctx) -> Result<(), String> {
     step("healing");
-    support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
+    let restarted = support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
+    for i in restarted {
+        warm_tls(ctx, i).await?;
+    }
     step("healed");
     Ok(())
 }
 
-/// Warms node `i` (`support::ensemble::warm`): handshakes moved onto it and away, then reads.
+/// Warms node `i` (`support::ensemble::warm`): handshakes moved onto it and away, then reads;
+/// in the TLS phase its TLS path too.
 async fn warm(ctx: &Ctx, i: usize) -> Result<(), String> {
     step(&format!("warming node {i}"));
-    support::ensemble::warm(&ctx.ens, i, ctx.args.mode == Mode::Bench).await
+    support::ensemble::warm(&ctx.ens, i, ctx.args.mode == Mode::Bench).await?;
+    warm_tls(ctx, i).await
+}
+
+/// Two connectors with this project's TLS configuration: resumption off, and on.
+fn full_and_resumed(
+    t: &clients::OursTls,
+) -> Result<(zk_transport::TlsConnector, zk_transport::TlsConnector), String> {
+    let full = zk_transport::TlsConnector::new(t.config.clone());
+    full.reload_handle()
+        .rotate(|b| Ok(b.resumption(false)))
+        .map_err(|e| e.to_string())?;
+    Ok((full, zk_transport::TlsConnector::new(t.config.clone())))
+}
+
+/// In the TLS phase, warms node `i`'s TLS path (Netty's SSL handler, the JDK's handshake code)
+/// like the plain warm-up warms its handshake: full and resumed TLS reconnects of a session,
+/// whichever client is next. Without it the first full handshake on a restarted JVM took
+/// 190–250 ms.
+async fn warm_tls(ctx: &Ctx, i: usize) -> Result<(), String> {
+    let (Some(t), Some(addr)) = (&ctx.tls, ctx.ens.node(i).secure_addr()) else {
+        return Ok(());
+    };
+    let n = if ctx.args.mode == Mode::Bench { 60 } else { 3 };
+    let session = raw::new_session(ctx.ens.node(i).client_addr(), 10_000).await?;
+    let (full, resumed) = full_and_resumed(t)?;
+    for _ in 0..n {
+        raw::tls_reconnect_time(&full, addr, &session, 10_000).await?;
+        raw::tls_reconnect_time(&resumed, addr, &session, 10_000).await?;
+    }
+    Ok(())
 }
 
 /// `storm`: N sessions in this process, all on one follower (the other proxies refuse new

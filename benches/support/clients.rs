@@ -68,6 +68,8 @@ pub(crate) struct Outcome {
     pub(crate) kept: bool,
     /// `zk-client` only: connection attempts and failed attempts during the fault.
     pub(crate) attempts: Option<(u64, u64)>,
+    /// `zk-client` over TLS only: (full, resumed) TLS handshakes during the fault.
+    pub(crate) tls: Option<(u64, u64)>,
 }
 
 enum Handle {
@@ -87,6 +89,8 @@ pub(crate) struct Subject {
     /// Reconnect, attempt and failed-attempt counters of `zk-client` at the mark.
     reconnects_at_mark: u64,
     attempts_at_mark: (u64, u64),
+    /// TLS handshake counters of `zk-client` at the mark (full, resumed).
+    tls_at_mark: Option<(u64, u64)>,
     /// Rust instant of the Java probe's mark.
     java_mark: Option<Instant>,
 }
@@ -178,6 +182,7 @@ pub(crate) async fn connect_with(
         task: None,
         reconnects_at_mark: 0,
         attempts_at_mark: (0, 0),
+        tls_at_mark: None,
         java_mark: None,
     })
 }
@@ -269,6 +274,10 @@ impl Subject {
             let cs = c.counters().session;
             self.reconnects_at_mark = cs.reconnects;
             self.attempts_at_mark = (cs.attempts, cs.failed_attempts);
+            self.tls_at_mark = c.tls().map(|t| {
+                let st = t.stats();
+                (st.full_handshakes, st.resumed_handshakes)
+            });
         }
         if let Handle::Java(p) = &mut self.handle {
             let m = p.mark()?;
@@ -318,6 +327,10 @@ impl Subject {
                         counters.attempts - self.attempts_at_mark.0,
                         counters.failed_attempts - self.attempts_at_mark.1,
                     )),
+                    tls: c.tls().zip(self.tls_at_mark).map(|(t, (full, resumed))| {
+                        let st = t.stats();
+                        (st.full_handshakes - full, st.resumed_handshakes - resumed)
+                    }),
                 }))
             }
             Handle::Zkc(c) => {
@@ -342,6 +355,7 @@ impl Subject {
                                 | zookeeper_client::SessionState::AuthFailed
                         ),
                     attempts: None,
+                    tls: None,
                 }))
             }
             Handle::Java(p) => {
@@ -366,6 +380,7 @@ impl Subject {
                     pause: shift(ok_after),
                     kept: sid == Some(self.session_id) && state == "CONNECTED",
                     attempts: None,
+                    tls: None,
                 }))
             }
         }

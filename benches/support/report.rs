@@ -143,6 +143,36 @@ fn tls_section(f: &View<'_>) -> String {
         ),
     ];
     scenario_rows(f, &scen, &mut o);
+    o.push_str(
+        "\n| kill −9 of the leader, mTLS | election p50 | beyond it p50 / max |\n|---|---|---|\n",
+    );
+    for (c, cname) in CLIENTS {
+        let b = f.v("tls_crash_leader", c, "beyond_election_ms");
+        if !b.is_empty() {
+            let _ = writeln!(
+                o,
+                "| {cname} | {} | {} / {} |",
+                fmt_ms(f.med("tls_crash_leader", c, "election_ms")),
+                fmt_ms(median(&b)),
+                fmt_ms(max(&b)),
+            );
+        }
+    }
+    let sum = |g: &str, m: &str| f.v(g, "zk-failover", m).iter().sum::<f64>();
+    let _ = writeln!(
+        o,
+        "\nzk-failover's TLS handshakes during the faults (full / resumed): primed, kill −9 of \
+         the follower {:.0} / {:.0}, of the leader {:.0} / {:.0}, SIGSTOP {:.0} / {:.0}; not \
+         primed, kill −9 of the follower {:.0} / {:.0}.",
+        sum("tls_crash_follower", "tls_full"),
+        sum("tls_crash_follower", "tls_resumed"),
+        sum("tls_crash_leader", "tls_full"),
+        sum("tls_crash_leader", "tls_resumed"),
+        sum("tls_freeze", "tls_full"),
+        sum("tls_freeze", "tls_resumed"),
+        sum("tls_cold_crash_follower", "tls_full"),
+        sum("tls_cold_crash_follower", "tls_resumed"),
+    );
     let share = f.med("tls_crash_follower", "zk-failover", "share_ms");
     let java = f.med("tls_crash_follower", "java", "share_ms");
     let _ = writeln!(
