@@ -620,6 +620,10 @@ impl Shared {
         }
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The server name and the rustls configuration for this target, from the current
     /// configuration.
     fn for_target(
@@ -627,7 +631,7 @@ impl Shared {
         target: &Target,
     ) -> Result<(ServerName<'static>, Arc<ClientConfig>), ConnectError> {
         {
-            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            let current = self.read();
             let name = current.config.server_name_for(target)?;
             if !current.config.per_address_sessions() {
                 return Ok((name, Arc::clone(&current.config.client)));
@@ -692,11 +696,7 @@ pub struct TlsConnector {
 
 impl fmt::Debug for TlsConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self
-            .shared
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.shared.read();
         f.debug_struct("TlsConnector")
             .field("inner", &self.inner)
             .field("config", &current.config)
@@ -973,22 +973,14 @@ impl TlsReloadHandle {
     /// The configuration in use now.
     #[must_use]
     pub fn current(&self) -> TlsConfig {
-        let current = self
-            .shared
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.shared.read();
         current.config.clone()
     }
 
     /// How many configurations were installed since the connector was made (0 = the original).
     #[must_use]
     pub fn generation(&self) -> u64 {
-        let current = self
-            .shared
-            .current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.shared.read();
         current.generation
     }
 
