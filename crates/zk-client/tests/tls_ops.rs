@@ -92,7 +92,7 @@ fn tls_rotation_new_certificate_used_by_the_next_failover_broken_one_refused() {
         let m = ens.tls().unwrap();
         let ca = m.ca().unwrap();
         // The certificate the client starts with expires soon; the server refuses it after.
-        let valid_for = Duration::from_secs(20);
+        let valid_for = Duration::from_secs(25);
         let short = ca.client_valid_for(valid_for).unwrap();
         let expires = Instant::now() + valid_for;
         let connector = TlsConnector::new(config(m, &short.cert_pem, &short.key_pem));

@@ -134,7 +134,7 @@ impl TestCa {
     /// A new CA with common name `name`.
     ///
     /// # Errors
-    /// Certificate generation failed ([`TestkitError::Tls`]).
+    /// Certificate generation failed ([`TestkitError::Certificate`]).
     pub fn new(name: &str) -> Result<Self, TestkitError> {
         let params = ca_params(name)?;
         let key = KeyPair::generate()?;
