@@ -40,7 +40,7 @@ use support::harness::{Args, Mode, Results, median};
 use support::java::{self, JavaProbe};
 use support::{raw, report, sys};
 use zk_client::{Client, CreateMode, acl};
-use zk_testkit::{Ensemble, ProxyMode, SaslServer};
+use zk_testkit::{Ensemble, ProxyMode, SaslServer, TlsOptions};
 
 /// The fault proxies' thread (`comm` is cut to 15 bytes: "zk-testkit-prox").
 const PROXY_THREAD: &str = "zk-testkit-pro";
@@ -64,11 +64,28 @@ struct Scenario {
     samples: usize,
     /// Also run in smoke mode (one sample, this project's client, plus the listed peers).
     smoke_peers: bool,
+    /// Over mutual TLS (`secureClientPort`), on the TLS ensemble.
+    tls: TlsMode,
+}
+
+/// Whether a scenario runs over TLS, and how this project's client prepares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    /// Plain TCP.
+    Off,
+    /// Mutual TLS; zk-failover primes its TLS session caches with every server right after
+    /// connecting (`TlsConnector::prime`), so a failover resumes.
+    Primed,
+    /// Mutual TLS; no priming: a failover to a server not met before pays a full handshake.
+    Cold,
 }
 
 const ALL: &[Who] = &[Who::Ours, Who::Zkc, Who::Java];
 const PEERS: &[Who] = &[Who::Zkc, Who::Java];
 const OURS: &[Who] = &[Who::Ours];
+/// Over TLS: `zookeeper-client` is not built with its `tls` feature (it brings aws-lc-rs, an
+/// OpenSSL-licensed C library this workspace's `deny.toml` refuses).
+const TLS_CLIENTS: &[Who] = &[Who::Ours, Who::Java];
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -79,6 +96,7 @@ const SCENARIOS: &[Scenario] = &[
         clients: ALL,
         samples: 8,
         smoke_peers: true,
+        tls: TlsMode::Off,
     },
     Scenario {
         name: "crash_leader",
@@ -88,6 +106,7 @@ const SCENARIOS: &[Scenario] = &[
         clients: ALL,
         samples: 6,
         smoke_peers: false,
+        tls: TlsMode::Off,
     },
     Scenario {
         name: "freeze",
@@ -97,6 +116,7 @@ const SCENARIOS: &[Scenario] = &[
         clients: ALL,
         samples: 5,
         smoke_peers: false,
+        tls: TlsMode::Off,
     },
     Scenario {
         name: "freeze_adaptive_6s",
@@ -106,6 +126,7 @@ const SCENARIOS: &[Scenario] = &[
         clients: OURS,
         samples: 5,
         smoke_peers: false,
+        tls: TlsMode::Off,
     },
     Scenario {
         name: "freeze_adaptive_30s",
@@ -115,6 +136,7 @@ const SCENARIOS: &[Scenario] = &[
         clients: OURS,
         samples: 5,
         smoke_peers: false,
+        tls: TlsMode::Off,
     },
     Scenario {
         name: "freeze_30s",
@@ -124,6 +146,7 @@ const SCENARIOS: &[Scenario] = &[
         clients: PEERS,
         samples: 2,
         smoke_peers: false,
+        tls: TlsMode::Off,
     },
     Scenario {
         name: "freeze_two_of_three",
@@ -133,6 +156,47 @@ const SCENARIOS: &[Scenario] = &[
         clients: ALL,
         samples: 5,
         smoke_peers: false,
+        tls: TlsMode::Off,
+    },
+    Scenario {
+        name: "tls_crash_follower",
+        fault: Fault::CrashFollower,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: TLS_CLIENTS,
+        samples: 8,
+        smoke_peers: true,
+        tls: TlsMode::Primed,
+    },
+    Scenario {
+        name: "tls_crash_leader",
+        fault: Fault::CrashLeader,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: TLS_CLIENTS,
+        samples: 6,
+        smoke_peers: false,
+        tls: TlsMode::Primed,
+    },
+    Scenario {
+        name: "tls_freeze",
+        fault: Fault::Freeze,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: TLS_CLIENTS,
+        samples: 5,
+        smoke_peers: false,
+        tls: TlsMode::Primed,
+    },
+    Scenario {
+        name: "tls_cold_crash_follower",
+        fault: Fault::CrashFollower,
+        timeout: T6,
+        detector: Detector::Default,
+        clients: OURS,
+        samples: 6,
+        smoke_peers: false,
+        tls: TlsMode::Cold,
     },
 ];
 
@@ -147,6 +211,7 @@ const SASL_PLAIN: Scenario = Scenario {
     clients: SASL_CLIENTS,
     samples: 12,
     smoke_peers: false,
+    tls: TlsMode::Off,
 };
 const SASL_DIGEST: Scenario = Scenario {
     name: "sasl_digest",
@@ -168,8 +233,37 @@ struct Ctx {
     java_flags: Vec<String>,
     /// The SASL set-ups whose server code every (re)started node runs through first.
     sasl_warm: Vec<Auth>,
+    /// The TLS phase's client configuration (this project's client).
+    tls: Option<clients::OursTls>,
     results: Results,
     failures: Vec<String>,
+}
+
+/// Every benchmark name, and whether it runs over TLS (on the TLS ensemble).
+fn names() -> Vec<(String, bool)> {
+    let mut v = vec![
+        ("failover/floor".to_owned(), false),
+        ("failover/floor_after_crash".to_owned(), false),
+        ("failover/tls_floor".to_owned(), true),
+    ];
+    for s in SCENARIOS {
+        for w in s.clients {
+            v.push((
+                format!("failover/{}/{}", s.name, w.key()),
+                s.tls != TlsMode::Off,
+            ));
+        }
+    }
+    for s in [SASL_PLAIN, SASL_DIGEST, SASL_KERBEROS] {
+        for w in s.clients {
+            v.push((format!("failover/{}/{}", s.name, w.key()), false));
+        }
+    }
+    v.push(("failover/rolling_replacement".to_owned(), false));
+    for w in ALL {
+        v.push((format!("failover/storm/{}", w.key()), false));
+    }
+    v
 }
 
 fn main() {
@@ -183,19 +277,9 @@ fn main() {
             .try_init();
     }
     if args.mode == Mode::List {
-        println!("failover/floor: benchmark");
-        println!("failover/floor_after_crash: benchmark");
-        for s in SCENARIOS {
-            for w in s.clients {
-                println!("failover/{}/{}: benchmark", s.name, w.key());
-            }
-        }
-        for w in ALL {
-            println!("failover/storm/{}: benchmark", w.key());
-        }
-        for s in [SASL_PLAIN, SASL_DIGEST, SASL_KERBEROS] {
-            for w in s.clients {
-                println!("failover/{}/{}: benchmark", s.name, w.key());
+        for (name, _) in names() {
+            if name != "failover/rolling_replacement" {
+                println!("{name}: benchmark");
             }
         }
         return;
@@ -203,12 +287,16 @@ fn main() {
     support::harness::run_to_completion("failover", run(args));
 }
 
-async fn run(args: Args) -> Vec<String> {
-    let ens = support::ensemble::builder()
-        .proxies(true)
-        .start()
-        .await
-        .expect("start the 3-node ensemble");
+/// Starts the 3-node ensemble (plain with fault proxies, or with a `secureClientPort` on every
+/// node, mutual TLS required) and creates `/probe`.
+async fn start_ensemble(tls: bool) -> Ensemble {
+    let builder = support::ensemble::builder();
+    let builder = if tls {
+        builder.tls(TlsOptions::default())
+    } else {
+        builder.proxies(true)
+    };
+    let ens = builder.start().await.expect("start the 3-node ensemble");
     let setup = Client::builder(&ens.direct_connect_string())
         .session_timeout(T6)
         .connect()
@@ -216,7 +304,53 @@ async fn run(args: Args) -> Vec<String> {
         .expect("set-up client");
     ensure_probe(&setup).await.expect("create /probe");
     setup.close().await;
+    ens
+}
 
+/// Warms every server of a fresh ensemble (its JVMs are as cold as a restarted node's).
+async fn warm_all(ctx: &mut Ctx) {
+    for i in 0..ctx.ens.nodes().len() {
+        if let Err(e) = warm(ctx, i).await {
+            ctx.failures.push(format!("warm-up of node {i}: {e}"));
+        }
+    }
+}
+
+/// Switches `ctx` to the TLS ensemble: this project's client gets the test CA, a client
+/// certificate and the servers to prime; the Java probe restarts with the Netty socket and
+/// PEM stores.
+fn use_tls(ctx: &mut Ctx) -> Result<(), String> {
+    let m = ctx.ens.tls().ok_or("no TLS material")?;
+    let config = zk_client::TlsConfig::builder()
+        .ca_pem(&m.ca_pem)
+        .and_then(|b| b.client_cert_pem(&m.client_cert_pem, &m.client_key_pem))
+        .and_then(zk_transport::TlsConfigBuilder::build)
+        .map_err(|e| e.to_string())?;
+    let prime = ctx
+        .ens
+        .nodes()
+        .iter()
+        .filter_map(zk_testkit::Node::secure_addr)
+        .map(zk_transport::Target::from_addr)
+        .collect();
+    ctx.tls = Some(clients::OursTls { config, prime });
+    let keystore = m.dir.join("java-client.pem");
+    std::fs::write(
+        &keystore,
+        format!("{}{}", m.client_key_pem, m.client_cert_pem),
+    )
+    .map_err(|e| e.to_string())?;
+    ctx.java_flags = java::tls_flags(&keystore, &m.ca_path());
+    ctx.java_cp = ctx.java_cp.as_deref().map(java::tls_classpath);
+    drop(ctx.java.take());
+    Ok(())
+}
+
+async fn run(args: Args) -> Vec<String> {
+    let all = names();
+    let plain = all.iter().any(|(n, tls)| !tls && args.selected(n));
+    let tls = all.iter().any(|(n, tls)| *tls && args.selected(n));
+    let ens = start_ensemble(!plain).await;
     let java_cp = match java::prepare() {
         Ok(cp) => Some(cp),
         Err(e) => {
@@ -232,25 +366,80 @@ async fn run(args: Args) -> Vec<String> {
         auth: Auth::Plain,
         java_flags: Vec::new(),
         sasl_warm: Vec::new(),
+        tls: None,
         results: Results::default(),
         failures: Vec::new(),
     };
-
-    let load = sys::load1;
-    // A fresh ensemble's JVMs are as cold as a restarted node's: warm them all first.
-    for i in 0..ctx.ens.nodes().len() {
-        if let Err(e) = warm(&ctx, i).await {
-            ctx.failures.push(format!("warm-up of node {i}: {e}"));
-        }
+    let name = if ctx.args.mode == Mode::Bench {
+        "failover"
+    } else {
+        "failover-smoke"
+    };
+    if plain {
+        plain_phase(&mut ctx).await;
+        finish(&mut ctx, name);
     }
-    ctx.results.add("machine", "-", "load_start", vec![load()]);
+    if tls {
+        if plain {
+            drop(ctx.java.take());
+            ctx.ens = start_ensemble(true).await;
+        }
+        if let Err(e) = use_tls(&mut ctx) {
+            ctx.failures.push(format!("TLS set-up: {e}"));
+            return ctx.failures;
+        }
+        warm_all(&mut ctx).await;
+        ctx.results
+            .add("machine", "-", "load_start", vec![sys::load1()]);
+        if ctx.args.selected("failover/tls_floor") {
+            tls_floor(&mut ctx).await;
+        }
+        scenarios(&mut ctx, true).await;
+        finish(&mut ctx, &format!("{name}-tls"));
+    }
+    drop(ctx.java.take());
+    ctx.failures
+}
+
+/// The plain-TCP benchmarks.
+async fn plain_phase(ctx: &mut Ctx) {
+    warm_all(ctx).await;
+    ctx.results
+        .add("machine", "-", "load_start", vec![sys::load1()]);
     if ctx.args.selected("failover/floor") {
-        floor(&mut ctx).await;
+        floor(ctx).await;
     }
     if ctx.args.selected("failover/floor_after_crash") {
-        floor_after_crash(&mut ctx).await;
+        floor_after_crash(ctx).await;
     }
-    for s in SCENARIOS {
+    scenarios(ctx, false).await;
+    if let Err(e) = sasl(ctx).await {
+        ctx.failures.push(format!("sasl: {e}"));
+    }
+    if ctx.args.selected("failover/rolling_replacement")
+        && let Err(e) = rolling_replacement(ctx).await
+    {
+        ctx.failures.push(format!("rolling_replacement: {e}"));
+    }
+    for who in ALL {
+        if *who == Who::Java && ctx.java_cp.is_none() {
+            continue;
+        }
+        if ctx.args.mode == Mode::Test && *who != Who::Ours {
+            continue;
+        }
+        if ctx.args.selected(&format!("failover/storm/{}", who.key())) {
+            let n = ctx.args.samples(3);
+            for _ in 0..n {
+                storm(ctx, *who).await;
+            }
+        }
+    }
+}
+
+/// The scenarios of one phase (plain or TLS), the clients interleaved sample by sample.
+async fn scenarios(ctx: &mut Ctx, tls: bool) {
+    for s in SCENARIOS.iter().filter(|s| (s.tls != TlsMode::Off) == tls) {
         let smoke = ctx.args.mode == Mode::Test;
         let mut remaining: Vec<(Who, usize)> = s
             .clients
@@ -270,53 +459,34 @@ async fn run(args: Args) -> Vec<String> {
                     continue;
                 }
                 *n -= 1;
-                sample(&mut ctx, s, *who).await;
+                sample(ctx, s, *who).await;
             }
         }
     }
-    if let Err(e) = sasl(&mut ctx).await {
-        ctx.failures.push(format!("sasl: {e}"));
-    }
-    if ctx.args.selected("failover/rolling_replacement")
-        && let Err(e) = rolling_replacement(&mut ctx).await
-    {
-        ctx.failures.push(format!("rolling_replacement: {e}"));
-    }
-    for who in ALL {
-        if *who == Who::Java && ctx.java_cp.is_none() {
-            continue;
-        }
-        if ctx.args.mode == Mode::Test && *who != Who::Ours {
-            continue;
-        }
-        if ctx.args.selected(&format!("failover/storm/{}", who.key())) {
-            let n = ctx.args.samples(3);
-            for _ in 0..n {
-                storm(&mut ctx, *who).await;
-            }
-        }
-    }
+}
 
-    ctx.results.add("machine", "-", "load_end", vec![load()]);
-    let name = if ctx.args.mode == Mode::Bench {
-        "failover"
-    } else {
-        "failover-smoke"
-    };
+/// Writes a phase's results (`name`: `failover` or `failover-tls`, `-smoke` in test mode;
+/// merged into the previous file when names were filtered) and, with `ZK_BENCH_DOCS`, the
+/// report; then starts a fresh result set.
+fn finish(ctx: &mut Ctx, name: &str) {
+    ctx.results
+        .add("machine", "-", "load_end", vec![sys::load1()]);
+    let mut results = std::mem::take(&mut ctx.results);
     if !ctx.args.filters.is_empty() {
-        let fresh = std::mem::take(&mut ctx.results);
-        ctx.results = Results::read(name).merged_with(fresh);
+        results = Results::read(name).merged_with(results);
     }
-    match ctx.results.write(name) {
+    match results.write(name) {
         Ok(p) => println!("failover: results in {}", p.display()),
         Err(e) => eprintln!("failover: cannot write results: {e}"),
     }
     if ctx.args.mode == Mode::Bench && std::env::var_os("ZK_BENCH_DOCS").is_some() {
-        report::render();
-        report::render_sasl();
+        if name.ends_with("-tls") {
+            report::render_tls();
+        } else {
+            report::render();
+            report::render_sasl();
+        }
     }
-    drop(ctx.java.take());
-    ctx.failures
 }
 
 /// The samples of `scenarios` on `ens` (interleaved client by client), with `auth` for this
@@ -685,6 +855,79 @@ async fn floor(ctx: &mut Ctx) {
     ctx.results.add("floor", "raw", "handshake_ms", v);
 }
 
+/// The TLS floor: TCP connect + TLS handshake + ConnectRequest/ConnectResponse for an existing
+/// session, moved to another server each time (like `floor`), over mutual TLS; full
+/// handshakes (resumption off) and resumed ones (TLS sessions primed with every server)
+/// interleaved. `tls_ms` is the TLS connection alone, `handshake_ms` the whole reconnect.
+async fn tls_floor(ctx: &mut Ctx) {
+    let Some(t) = ctx.tls.clone() else {
+        return;
+    };
+    let addrs: Vec<SocketAddr> = ctx
+        .ens
+        .nodes()
+        .iter()
+        .filter_map(zk_testkit::Node::secure_addr)
+        .collect();
+    let session = match raw::new_session(ctx.ens.node(0).client_addr(), 60_000).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.failures.push(format!("tls_floor: new session: {e}"));
+            return;
+        }
+    };
+    let (full, resumed) = match full_and_resumed(&t) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.failures.push(format!("tls_floor: {e}"));
+            return;
+        }
+    };
+    resumed.prime(&t.prime, Duration::from_secs(5)).await;
+    let (warm, n) = if ctx.args.mode == Mode::Bench {
+        (6, ctx.args.samples(50).max(10))
+    } else {
+        (1, 3)
+    };
+    let mut v: [(Vec<f64>, Vec<f64>, usize); 2] = Default::default();
+    for i in 0..warm + n {
+        let addr = addrs[(i + 1) % addrs.len()];
+        for (k, connector) in [&full, &resumed].into_iter().enumerate() {
+            match raw::tls_reconnect_time(connector, addr, &session, 60_000).await {
+                Ok((tls, total, was_resumed)) if i >= warm => {
+                    v[k].0.push(ms(total));
+                    v[k].1.push(ms(tls));
+                    v[k].2 += usize::from(was_resumed);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    ctx.failures.push(format!("tls_floor: handshake: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+    for (k, client) in ["raw-full", "raw-resumed"].into_iter().enumerate() {
+        let (total, tls, resumed) = std::mem::take(&mut v[k]);
+        println!(
+            "failover/tls_floor/{client}: reconnect p50 {:.2} ms (TLS alone {:.2} ms), max {:.2} ms, resumed {resumed}/{} ",
+            median(&total),
+            median(&tls),
+            support::harness::max(&total),
+            total.len()
+        );
+        if k == 1 && resumed < total.len() {
+            ctx.failures
+                .push(format!("tls_floor: only {resumed}/{} resumed", total.len()));
+        }
+        let r = &mut ctx.results;
+        #[allow(clippy::cast_precision_loss, reason = "small counts")]
+        r.add("tls_floor", client, "resumed", vec![resumed as f64]);
+        r.add("tls_floor", client, "handshake_ms", total);
+        r.add("tls_floor", client, "tls_ms", tls);
+    }
+}
+
 /// The floor under the crash scenario's conditions: the bare protocol (a raw session on a
 /// follower, no client library) failing over once. Kill −9 of that follower; from the moment
 /// its socket reports EOF, a handshake on a survivor and one `getData` — the least any
@@ -776,6 +1019,12 @@ async fn sample(ctx: &mut Ctx, s: &Scenario, who: Who) {
             let attempts = o.attempts.map_or(String::new(), |(a, f)| {
                 format!(", attempts {a} ({f} failed)")
             });
+            let attempts = match o.tls {
+                Some((full, resumed)) => {
+                    format!("{attempts}, TLS handshakes {full} full / {resumed} resumed")
+                }
+                None => attempts,
+            };
             println!(
                 "{id}: pause {:.1} ms, detect {}, share {}{extra}, kept {}{attempts}",
                 ms(o.pause),
@@ -801,6 +1050,13 @@ async fn sample(ctx: &mut Ctx, s: &Scenario, who: Who) {
                 );
             }
             r.add(s.name, who.key(), "timeout_ms", vec![ms(s.timeout)]);
+            if let Some((full, resumed)) = o.tls {
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                {
+                    r.add(s.name, who.key(), "tls_full", vec![full as f64]);
+                    r.add(s.name, who.key(), "tls_resumed", vec![resumed as f64]);
+                }
+            }
             r.add(
                 s.name,
                 who.key(),
@@ -849,8 +1105,25 @@ async fn position(
         } else {
             None
         };
-        let subj =
-            clients::connect_auth(who, connstr, s.timeout, s.detector, java, &ctx.auth).await?;
+        let tls = match (s.tls, &ctx.tls) {
+            (TlsMode::Off, _) => None,
+            (TlsMode::Primed, Some(t)) => Some(t.clone()),
+            (TlsMode::Cold, Some(t)) => Some(clients::OursTls {
+                prime: Vec::new(),
+                ..t.clone()
+            }),
+            (_, None) => return Err("no TLS configuration".into()),
+        };
+        let mut subj = clients::connect_with(
+            who,
+            connstr,
+            s.timeout,
+            s.detector,
+            java,
+            tls.as_ref(),
+            &ctx.auth,
+        )
+        .await?;
         let node = subj.node(&ctx.ens).await;
         let fits = match (s.fault, node) {
             (_, None) => false,
@@ -873,7 +1146,11 @@ async fn try_sample(
     s: &Scenario,
     who: Who,
 ) -> Result<(Outcome, Option<Duration>), String> {
-    let connstr = if s.fault == Fault::TwoOfThree {
+    let connstr = if s.tls != TlsMode::Off {
+        ctx.ens
+            .direct_tls_connect_string()
+            .ok_or("no secureClientPort")?
+    } else if s.fault == Fault::TwoOfThree {
         ctx.ens.connect_string()
     } else {
         ctx.ens.direct_connect_string()
@@ -988,16 +1265,19 @@ async fn heal(ctx: &mut Ctx) -> Result<(), String> {
     let restarted = support::ensemble::heal(&ctx.ens, ctx.args.mode == Mode::Bench).await?;
     for i in restarted {
         warm_sasl(ctx, i).await?;
+        warm_tls(ctx, i).await?;
     }
     step("healed");
     Ok(())
 }
 
-/// Warms node `i` (`support::ensemble::warm`): handshakes moved onto it and away, then reads.
+/// Warms node `i` (`support::ensemble::warm`): handshakes moved onto it and away, then reads;
+/// in the TLS phase its TLS path too.
 async fn warm(ctx: &Ctx, i: usize) -> Result<(), String> {
     step(&format!("warming node {i}"));
     support::ensemble::warm(&ctx.ens, i, ctx.args.mode == Mode::Bench).await?;
-    warm_sasl(ctx, i).await
+    warm_sasl(ctx, i).await?;
+    warm_tls(ctx, i).await
 }
 
 /// Runs the servers' SASL code on node `i` (class loading, JIT) before it is measured: SASL
@@ -1014,6 +1294,35 @@ async fn warm_sasl(ctx: &Ctx, i: usize) -> Result<(), String> {
                 clients::connect_auth(Who::Ours, &addr, T6, Detector::Default, None, auth).await?;
             subj.close().await;
         }
+    }
+    Ok(())
+}
+
+/// Two connectors with this project's TLS configuration: resumption off, and on.
+fn full_and_resumed(
+    t: &clients::OursTls,
+) -> Result<(zk_transport::TlsConnector, zk_transport::TlsConnector), String> {
+    let full = zk_transport::TlsConnector::new(t.config.clone());
+    full.reload_handle()
+        .rotate(|b| Ok(b.resumption(false)))
+        .map_err(|e| e.to_string())?;
+    Ok((full, zk_transport::TlsConnector::new(t.config.clone())))
+}
+
+/// In the TLS phase, warms node `i`'s TLS path (Netty's SSL handler, the JDK's handshake code)
+/// like the plain warm-up warms its handshake: full and resumed TLS reconnects of a session,
+/// whichever client is next. Without it the first full handshake on a restarted JVM took
+/// 190–250 ms.
+async fn warm_tls(ctx: &Ctx, i: usize) -> Result<(), String> {
+    let (Some(t), Some(addr)) = (&ctx.tls, ctx.ens.node(i).secure_addr()) else {
+        return Ok(());
+    };
+    let n = if ctx.args.mode == Mode::Bench { 60 } else { 3 };
+    let session = raw::new_session(ctx.ens.node(i).client_addr(), 10_000).await?;
+    let (full, resumed) = full_and_resumed(t)?;
+    for _ in 0..n {
+        raw::tls_reconnect_time(&full, addr, &session, 10_000).await?;
+        raw::tls_reconnect_time(&resumed, addr, &session, 10_000).await?;
     }
     Ok(())
 }

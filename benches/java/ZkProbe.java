@@ -62,6 +62,7 @@ public class ZkProbe {
             try {
                 switch (a[0]) {
                     case "connect": out.println(connect(a[1], Integer.parseInt(a[2]))); break;
+                    case "server": out.println(server()); break;
                     case "loop-start": startLoop(); out.println("looping"); break;
                     case "mark":
                         synchronized (lock) {
@@ -108,6 +109,17 @@ public class ZkProbe {
             if (e.getState() == Watcher.Event.KeeperState.SyncConnected) connected.countDown();
             if (e.getState() == Watcher.Event.KeeperState.Expired && expired != null) expired.incrementAndGet();
         });
+    }
+
+    // The server the session is connected to, from ClientCnxn's description
+    // ("... remoteserver:localhost/127.0.0.1:2181 ..."): `cons` on a plain port does not list
+    // the connections of the secureClientPort.
+    static String server() {
+        String s = String.valueOf(zk);
+        int i = s.indexOf("remoteserver:");
+        if (i < 0) return "err no server";
+        String r = s.substring(i + "remoteserver:".length()).split(" ")[0];
+        return "ok " + r.substring(r.indexOf('/') + 1);
     }
 
     static String connect(String connstr, int timeoutMs) throws Exception {

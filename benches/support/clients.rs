@@ -68,6 +68,8 @@ pub(crate) struct Outcome {
     pub(crate) kept: bool,
     /// `zk-client` only: connection attempts and failed attempts during the fault.
     pub(crate) attempts: Option<(u64, u64)>,
+    /// `zk-client` over TLS only: (full, resumed) TLS handshakes during the fault.
+    pub(crate) tls: Option<(u64, u64)>,
 }
 
 enum Handle {
@@ -87,6 +89,8 @@ pub(crate) struct Subject {
     /// Reconnect, attempt and failed-attempt counters of `zk-client` at the mark.
     reconnects_at_mark: u64,
     attempts_at_mark: (u64, u64),
+    /// TLS handshake counters of `zk-client` at the mark (full, resumed).
+    tls_at_mark: Option<(u64, u64)>,
     /// Rust instant of the Java probe's mark.
     java_mark: Option<Instant>,
 }
@@ -104,6 +108,15 @@ pub(crate) enum Auth {
     Kerberos(String),
 }
 
+/// This project's client over TLS: its configuration, and the servers to prime the TLS
+/// session caches with right after connecting (empty: no priming, a failover pays a full
+/// handshake).
+#[derive(Clone)]
+pub(crate) struct OursTls {
+    pub(crate) config: zk_client::TlsConfig,
+    pub(crate) prime: Vec<zk_transport::Target>,
+}
+
 /// Opens a session of `who` (Java: in the given probe process, which the subject then owns).
 pub(crate) async fn connect(
     who: Who,
@@ -112,7 +125,7 @@ pub(crate) async fn connect(
     detector: Detector,
     java: Option<JavaProbe>,
 ) -> Result<Subject, String> {
-    connect_auth(who, connstr, timeout, detector, java, &Auth::Plain).await
+    connect_with(who, connstr, timeout, detector, java, None, &Auth::Plain).await
 }
 
 /// [`connect`] with SASL (this project's client; the Java probe carries its own JAAS set-up).
@@ -122,6 +135,20 @@ pub(crate) async fn connect_auth(
     timeout: Duration,
     detector: Detector,
     java: Option<JavaProbe>,
+    auth: &Auth,
+) -> Result<Subject, String> {
+    connect_with(who, connstr, timeout, detector, java, None, auth).await
+}
+
+/// [`connect`], over TLS for this project's client when `tls` is given (the Java probe's
+/// JVM carries its own TLS flags; `zookeeper-client` is not built with TLS), and with SASL.
+pub(crate) async fn connect_with(
+    who: Who,
+    connstr: &str,
+    timeout: Duration,
+    detector: Detector,
+    java: Option<JavaProbe>,
+    tls: Option<&OursTls>,
     auth: &Auth,
 ) -> Result<Subject, String> {
     let (handle, session_id) = match who {
@@ -148,12 +175,22 @@ pub(crate) async fn connect_auth(
                 t.adaptive = Some(AdaptiveDetector::default());
                 b = b.timing(t);
             }
+            let connector = tls.map(|t| zk_client::TlsConnector::new(t.config.clone()));
+            if let Some(connector) = &connector {
+                b = b.tls_connector(connector.clone());
+            }
             let c = b.connect().await.map_err(|e| format!("connect: {e}"))?;
+            if let (Some(connector), Some(t)) = (connector, tls) {
+                connector.prime(&t.prime, Duration::from_secs(5)).await;
+            }
             let id = c.session_id();
             (Handle::Ours(c), id)
         }
         Who::Zkc if *auth != Auth::Plain => {
             return Err("SASL with zookeeper-client is not measured".into());
+        }
+        Who::Zkc if tls.is_some() => {
+            return Err("zookeeper-client over TLS is not built (see docs/tls.md)".into());
         }
         Who::Zkc => {
             let c = zookeeper_client::Client::connector()
@@ -185,6 +222,7 @@ pub(crate) async fn connect_auth(
         task: None,
         reconnects_at_mark: 0,
         attempts_at_mark: (0, 0),
+        tls_at_mark: None,
         java_mark: None,
     })
 }
@@ -210,14 +248,23 @@ impl Subject {
     }
 
     /// The node the session is on.
-    pub(crate) async fn node(&self, ens: &Ensemble) -> Option<usize> {
+    pub(crate) async fn node(&mut self, ens: &Ensemble) -> Option<usize> {
         if let Handle::Ours(c) = &self.handle
             && let Some(addr) = c.server()
             && let Some(i) = ens.node_for_addr(addr)
         {
             return Some(i);
         }
-        node_of_session(ens, self.session_id).await
+        if let Some(i) = node_of_session(ens, self.session_id).await {
+            return Some(i);
+        }
+        // `cons` does not list secureClientPort connections: ask the Java client itself.
+        if let Handle::Java(p) = &mut self.handle {
+            let words = tokio::task::block_in_place(|| p.cmd("server")).ok()?;
+            let addr = words.get(1)?.parse().ok()?;
+            return ens.node_for_addr(addr);
+        }
+        None
     }
 
     /// Starts the continuous sequential read loop.
@@ -267,6 +314,10 @@ impl Subject {
             let cs = c.counters().session;
             self.reconnects_at_mark = cs.reconnects;
             self.attempts_at_mark = (cs.attempts, cs.failed_attempts);
+            self.tls_at_mark = c.tls().map(|t| {
+                let st = t.stats();
+                (st.full_handshakes, st.resumed_handshakes)
+            });
         }
         if let Handle::Java(p) = &mut self.handle {
             let m = p.mark()?;
@@ -316,6 +367,10 @@ impl Subject {
                         counters.attempts - self.attempts_at_mark.0,
                         counters.failed_attempts - self.attempts_at_mark.1,
                     )),
+                    tls: c.tls().zip(self.tls_at_mark).map(|(t, (full, resumed))| {
+                        let st = t.stats();
+                        (st.full_handshakes - full, st.resumed_handshakes - resumed)
+                    }),
                 }))
             }
             Handle::Zkc(c) => {
@@ -340,6 +395,7 @@ impl Subject {
                                 | zookeeper_client::SessionState::AuthFailed
                         ),
                     attempts: None,
+                    tls: None,
                 }))
             }
             Handle::Java(p) => {
@@ -364,6 +420,7 @@ impl Subject {
                     pause: shift(ok_after),
                     kept: sid == Some(self.session_id) && state == "CONNECTED",
                     attempts: None,
+                    tls: None,
                 }))
             }
         }

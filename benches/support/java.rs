@@ -56,6 +56,28 @@ pub(crate) fn prepare() -> Result<String, String> {
     ))
 }
 
+/// The class path of the client over TLS: Netty's client socket needs `netty-codec` and
+/// `netty-resolver` besides what `zookeeper.jar`'s manifest brings.
+pub(crate) fn tls_classpath(classpath: &str) -> String {
+    format!("{classpath}:{JAR_DIR}/netty-codec.jar:{JAR_DIR}/netty-resolver.jar")
+}
+
+/// System properties for the Java client over mutual TLS: the Netty client socket, the
+/// secure port, a PEM key store (key then certificate in one file) and a PEM trust store.
+pub(crate) fn tls_flags(keystore: &Path, truststore: &Path) -> Vec<String> {
+    vec![
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".into(),
+        "-Dzookeeper.client.secure=true".into(),
+        format!("-Dzookeeper.ssl.keyStore.location={}", keystore.display()),
+        "-Dzookeeper.ssl.keyStore.type=PEM".into(),
+        format!(
+            "-Dzookeeper.ssl.trustStore.location={}",
+            truststore.display()
+        ),
+        "-Dzookeeper.ssl.trustStore.type=PEM".into(),
+    ]
+}
+
 /// A running probe process.
 pub(crate) struct JavaProbe {
     child: Child,
@@ -69,7 +91,7 @@ impl JavaProbe {
         Self::spawn_with(classpath, &[])
     }
 
-    /// Starts the JVM with extra flags (e.g. a JAAS file for SASL).
+    /// Starts the JVM with extra flags (system properties: a JAAS file for SASL, [`tls_flags`]).
     pub(crate) fn spawn_with(classpath: &str, flags: &[String]) -> Result<Self, String> {
         let mut child = Command::new("java")
             .arg("-Xss512k")

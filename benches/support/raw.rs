@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zk_proto::{
     ConnectRequest, ConnectResponse, DEFAULT_MAX_OUTBOUND_FRAME, GetDataRequest, OpCode,
     RequestHeader, write_record, write_request,
 };
+use zk_transport::{Target, TlsConnector};
 
 /// A session owned by raw handshakes.
 #[derive(Debug, Clone)]
@@ -29,6 +30,16 @@ pub(crate) async fn handshake(
 ) -> Result<(ConnectResponse, TcpStream), String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let resp = exchange(&mut stream, session, timeout_ms).await?;
+    Ok((resp, stream))
+}
+
+/// ConnectRequest/ConnectResponse on an open stream (plain or TLS).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    session: Option<&RawSession>,
+    timeout_ms: i32,
+) -> Result<ConnectResponse, String> {
     let req = ConnectRequest {
         protocol_version: 0,
         last_zxid_seen: 0,
@@ -43,16 +54,39 @@ pub(crate) async fn handshake(
     let mut out = BytesMut::with_capacity(64);
     write_record(&mut out, DEFAULT_MAX_OUTBOUND_FRAME, &req).map_err(|e| e.to_string())?;
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
-    let payload = read_frame(&mut stream, 64).await?;
+    let payload = read_frame(stream, 64).await?;
     let resp = ConnectResponse::decode_payload(Bytes::from(payload)).map_err(|e| e.to_string())?;
     if resp.timeout <= 0 {
         return Err("session expired".into());
     }
-    Ok((resp, stream))
+    Ok(resp)
+}
+
+/// One reconnect of `session` to `addr` over TLS with `connector` (TCP connect, TLS
+/// handshake, ConnectRequest/Response): (TLS connected, session answered, resumed TLS?).
+pub(crate) async fn tls_reconnect_time(
+    connector: &TlsConnector,
+    addr: SocketAddr,
+    session: &RawSession,
+    timeout_ms: i32,
+) -> Result<(Duration, Duration, bool), String> {
+    let t0 = Instant::now();
+    let deadline = Duration::from_secs(10);
+    let mut stream = connector
+        .connect_tls(&Target::from_addr(addr), deadline)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = t0.elapsed();
+    let resumed =
+        stream.get_ref().1.handshake_kind() == Some(zk_transport::rustls::HandshakeKind::Resumed);
+    exchange(&mut stream, Some(session), timeout_ms).await?;
+    let took = t0.elapsed();
+    let _ = stream.shutdown().await;
+    Ok((tls, took, resumed))
 }
 
 /// Reads one length-prefixed frame of at most `max` bytes.
-async fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Vec<u8>, String> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> Result<Vec<u8>, String> {
     let len = stream.read_i32().await.map_err(|e| e.to_string())?;
     let len = usize::try_from(len)
         .ok()

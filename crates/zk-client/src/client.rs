@@ -25,7 +25,7 @@ use zk_session::{
     Counters, HostProvider, Idempotence, Reply, Request, SavedSession, Session, SessionConfig,
     SessionState, StateChange, StaticHostProvider, Timing,
 };
-use zk_transport::{Connector, TcpConnector, TlsConfig, TlsConnector};
+use zk_transport::{Connector, TcpConnector, TlsConfig, TlsConnector, TlsReloadHandle};
 
 use crate::error::{Error, Result};
 use crate::ops::{
@@ -68,6 +68,7 @@ pub struct ClientBuilder {
     connect_string: String,
     session_timeout: Duration,
     connector: Option<Arc<dyn Connector>>,
+    tls: Option<TlsReloadHandle>,
     auth: Vec<(String, Bytes)>,
     can_be_read_only: bool,
     operation_timeout: Option<Duration>,
@@ -107,6 +108,7 @@ impl ClientBuilder {
             connect_string: connect_string.to_owned(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             connector: None,
+            tls: None,
             auth: Vec::new(),
             can_be_read_only: false,
             operation_timeout: None,
@@ -160,12 +162,24 @@ impl ClientBuilder {
     /// How connections are made (default: [`TcpConnector`]).
     pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
         self.connector = Some(connector);
+        self.tls = None;
         self
     }
 
-    /// Connect with TLS ([`TlsConnector`] over TCP).
+    /// Connect with TLS ([`TlsConnector`] over TCP). The configuration can be changed while
+    /// the client runs (certificate rotation, roots, CRLs) through [`Client::tls`].
     pub fn tls(self, config: TlsConfig) -> Self {
-        self.connector(Arc::new(TlsConnector::new(config)))
+        self.tls_connector(TlsConnector::new(config))
+    }
+
+    /// Connect with this [`TlsConnector`] (for one over a tuned [`TcpConnector`], or one whose
+    /// [`reload_handle`](TlsConnector::reload_handle) the application already holds). Its
+    /// handle is also available as [`Client::tls`].
+    pub fn tls_connector(mut self, connector: TlsConnector) -> Self {
+        let handle = connector.reload_handle();
+        self.connector = Some(Arc::new(connector));
+        self.tls = Some(handle);
+        self
     }
 
     /// Credentials sent on every handshake, before any request (scheme and raw bytes,
@@ -292,6 +306,7 @@ impl ClientBuilder {
             window: Arc::new(Semaphore::new(window)),
             resolved: crate::known::Resolved::default(),
             hosts: watch::channel(crate::follow::HostList::new(host_list)).0,
+            tls: self.tls,
         });
         let wait = self
             .connect_timeout
@@ -330,6 +345,8 @@ pub(crate) struct Inner {
     pub(crate) resolved: crate::known::Resolved,
     /// The host list and the ensemble configuration applied.
     hosts: watch::Sender<crate::follow::HostList>,
+    /// The TLS connector's handle, when the builder made the connector.
+    tls: Option<TlsReloadHandle>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -497,6 +514,16 @@ impl Client {
     /// Waits until connected (or terminal), at most `timeout`; returns the state reached.
     pub async fn wait_connected(&self, timeout: Duration) -> SessionState {
         self.inner.handle.wait_connected(timeout).await
+    }
+
+    /// The TLS configuration's handle, when the client was built with
+    /// [`ClientBuilder::tls`] or [`ClientBuilder::tls_connector`]: replace the client
+    /// certificate, the trusted roots or the CRLs at run time (the next connection uses them;
+    /// a configuration that does not build is refused and the old one stays), and read the
+    /// handshake counters ([`TlsReloadHandle::stats`]: full and resumed handshakes).
+    #[must_use]
+    pub fn tls(&self) -> Option<&TlsReloadHandle> {
+        self.inner.tls.as_ref()
     }
 
     /// The server the session is on (or was last on).

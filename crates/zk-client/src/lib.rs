@@ -135,4 +135,6 @@ pub use zk_session::{
     Counters, ExpiredBy, HostProvider, SavedSession, SessionState, StateChange, StaticHostProvider,
     Timing,
 };
-pub use zk_transport::{Connector, TlsConfig};
+pub use zk_transport::{
+    Connector, TlsConfig, TlsConfigError, TlsConnector, TlsReloadHandle, TlsStats,
+};

@@ -600,7 +600,7 @@ pub(crate) fn render_config(
         let _ = writeln!(
             c,
             "ssl.keyStore.location={}",
-            tls.server_keystore_path().display()
+            tls.node_keystore_path(node.id()).display()
         );
         let _ = writeln!(c, "ssl.keyStore.type=PEM");
         let _ = writeln!(c, "ssl.trustStore.location={}", tls.ca_path().display());
@@ -635,6 +635,9 @@ fn write_node_files(
     fs::create_dir_all(&data)
         .map_err(|e| TestkitError::io(format!("creating {}", data.display()), e))?;
     w(data.join("myid"), format!("{}\n", node.id()))?;
+    if let Some(tls) = tls {
+        tls.write_node_keystore(node.id())?;
+    }
     w(node.config_path(), render_config(node, all, s, tls))?;
     let log = node.log_path();
     w(

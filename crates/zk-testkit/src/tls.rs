@@ -2,10 +2,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
 };
 
 use crate::error::TestkitError;
@@ -72,12 +74,21 @@ pub struct TlsMaterial {
     pub server_cert_pem: String,
     /// The server key.
     pub server_key_pem: String,
+    /// The key of `ca_pem` (test material: lets tests sign new certificates and CRLs with
+    /// [`TlsMaterial::ca`]).
+    pub ca_key_pem: String,
     /// Directory holding `ca.pem`, `client-cert.pem`, `client-key.pem`, `rogue-cert.pem`,
-    /// `rogue-key.pem`, `server.pem` (key then certificate, as ZooKeeper wants it).
+    /// `rogue-key.pem`, `server.pem` (key then certificate, as ZooKeeper wants it), and each
+    /// node's own key store `node-<id>.pem` (see [`TlsMaterial::node_serial`]).
     pub dir: PathBuf,
 }
 
-const FILES: [&str; 8] = [
+/// The common name of the ensemble's CA.
+const CA_NAME: &str = "zk-testkit CA";
+/// Node `id`'s server certificate has the serial number `NODE_SERIAL_BASE + id`.
+const NODE_SERIAL_BASE: u64 = 0x5a00;
+
+const FILES: [&str; 9] = [
     "ca.pem",
     "client-cert.pem",
     "client-key.pem",
@@ -86,12 +97,14 @@ const FILES: [&str; 8] = [
     "rogue-ca.pem",
     "server-cert.pem",
     "server-key.pem",
+    "ca-key.pem",
 ];
 
 /// A throw-away certificate authority for tests (ECDSA P-256): what the ensemble's TLS
 /// material is made with, and what transport-level tests sign their servers and clients with.
 pub struct TestCa {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
 }
 
 impl std::fmt::Debug for TestCa {
@@ -121,25 +134,97 @@ impl TestCa {
     /// A new CA with common name `name`.
     ///
     /// # Errors
-    /// Certificate generation failed ([`TestkitError::Tls`]).
+    /// Certificate generation failed ([`TestkitError::Certificate`]).
     pub fn new(name: &str) -> Result<Self, TestkitError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let params = ca_params(name)?;
+        let key = KeyPair::generate()?;
+        let pem = params.self_signed(&key)?.pem();
         Ok(Self {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate()?)?,
+            issuer: Issuer::new(params, key),
+            pem,
+        })
+    }
+
+    /// The CA `new(name)` made, from its certificate and key (PEM): it signs certificates and
+    /// CRLs that verify against `cert_pem`.
+    ///
+    /// # Errors
+    /// The key does not parse ([`TestkitError::Certificate`]).
+    pub fn from_pem(name: &str, cert_pem: &str, key_pem: &str) -> Result<Self, TestkitError> {
+        Ok(Self {
+            issuer: Issuer::new(ca_params(name)?, KeyPair::from_pem(key_pem)?),
+            pem: cert_pem.to_owned(),
         })
     }
 
     /// The CA certificate in PEM (what clients and servers trust).
     #[must_use]
     pub fn pem(&self) -> String {
-        self.issuer.pem()
+        self.pem.clone()
+    }
+
+    /// The CA's private key in PEM (PKCS#8).
+    #[must_use]
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// A server certificate like [`TestCa::server`] with this serial number (to revoke it
+    /// with [`TestCa::crl`]).
+    ///
+    /// # Errors
+    /// Certificate generation failed.
+    pub fn server_with_serial(&self, sans: &[&str], serial: u64) -> Result<Leaf, TestkitError> {
+        let mut params = leaf_params("localhost", sans, true)?;
+        params.serial_number = Some(SerialNumber::from(serial));
+        self.sign(&params)
+    }
+
+    /// A client certificate like [`TestCa::client`] that is valid from a minute ago until
+    /// `valid_for` from now (to test rotation before expiry).
+    ///
+    /// # Errors
+    /// Certificate generation failed.
+    pub fn client_valid_for(&self, valid_for: Duration) -> Result<Leaf, TestkitError> {
+        let mut params = leaf_params("zk-client", &[], false)?;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + valid_for;
+        self.sign(&params)
+    }
+
+    /// A CRL (PEM) of this CA revoking these serial numbers, valid from a minute ago for a day.
+    ///
+    /// # Errors
+    /// CRL generation failed.
+    pub fn crl(&self, revoked_serials: &[u64]) -> Result<String, TestkitError> {
+        let now = time::OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - time::Duration::minutes(1),
+            next_update: now + time::Duration::days(1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked_serials
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from(*serial),
+                    revocation_time: now - time::Duration::minutes(1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
+    fn sign(&self, params: &CertificateParams) -> Result<Leaf, TestkitError> {
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// A server certificate for these SANs (DNS names or IP literals) with common name
@@ -180,13 +265,20 @@ impl TestCa {
             params.not_before = rcgen::date_time_ymd(from, 1, 1);
             params.not_after = rcgen::date_time_ymd(to, 1, 1);
         }
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        self.sign(&params)
     }
+}
+
+fn ca_params(name: &str) -> Result<CertificateParams, TestkitError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(params)
 }
 
 /// A self-signed server certificate (no CA at all) for these SANs.
@@ -224,7 +316,7 @@ fn leaf_params(cn: &str, sans: &[&str], server: bool) -> Result<CertificateParam
 impl TlsMaterial {
     /// Generate fresh material and write it to `dir` (created if missing).
     pub fn generate(dir: &Path) -> Result<Self, TestkitError> {
-        let ca = TestCa::new("zk-testkit CA")?;
+        let ca = TestCa::new(CA_NAME)?;
         let rogue_ca = TestCa::new("zk-testkit rogue CA")?;
         let server = ca.server(&["127.0.0.1", "localhost"])?;
         let client = ca.client()?;
@@ -238,13 +330,14 @@ impl TlsMaterial {
             rogue_ca_pem: rogue_ca.pem(),
             server_cert_pem: server.cert_pem,
             server_key_pem: server.key_pem,
+            ca_key_pem: ca.key_pem(),
             dir: dir.to_path_buf(),
         };
         material.write()?;
         Ok(material)
     }
 
-    fn contents(&self) -> [&str; 8] {
+    fn contents(&self) -> [&str; 9] {
         [
             &self.ca_pem,
             &self.client_cert_pem,
@@ -254,6 +347,7 @@ impl TlsMaterial {
             &self.rogue_ca_pem,
             &self.server_cert_pem,
             &self.server_key_pem,
+            &self.ca_key_pem,
         ]
     }
 
@@ -290,6 +384,7 @@ impl TlsMaterial {
             rogue_ca_pem: read(FILES[5])?,
             server_cert_pem: read(FILES[6])?,
             server_key_pem: read(FILES[7])?,
+            ca_key_pem: read(FILES[8])?,
             dir: dir.to_path_buf(),
         })
     }
@@ -312,5 +407,38 @@ impl TlsMaterial {
     /// Path of the server's key store (key then certificate).
     pub fn server_keystore_path(&self) -> PathBuf {
         self.dir.join("server.pem")
+    }
+
+    /// The ensemble's CA, able to sign new certificates and CRLs.
+    ///
+    /// # Errors
+    /// The stored key does not parse.
+    pub fn ca(&self) -> Result<TestCa, TestkitError> {
+        TestCa::from_pem(CA_NAME, &self.ca_pem, &self.ca_key_pem)
+    }
+
+    /// The serial number of node `id`'s server certificate (each node has its own, with the
+    /// SANs `127.0.0.1` and `localhost`), for CRLs: `ca()?.crl(&[TlsMaterial::node_serial(2)])`.
+    #[must_use]
+    pub fn node_serial(id: usize) -> u64 {
+        NODE_SERIAL_BASE + id as u64
+    }
+
+    /// Path of node `id`'s key store (key then certificate).
+    pub fn node_keystore_path(&self, id: usize) -> PathBuf {
+        self.dir.join(format!("node-{id}.pem"))
+    }
+
+    /// Writes node `id`'s key store (a server certificate of its own) unless it exists.
+    pub(crate) fn write_node_keystore(&self, id: usize) -> Result<(), TestkitError> {
+        let p = self.node_keystore_path(id);
+        if p.exists() {
+            return Ok(());
+        }
+        let leaf = self
+            .ca()?
+            .server_with_serial(&["127.0.0.1", "localhost"], Self::node_serial(id))?;
+        fs::write(&p, format!("{}{}", leaf.key_pem, leaf.cert_pem))
+            .map_err(|e| TestkitError::io(format!("writing {}", p.display()), e))
     }
 }

@@ -160,6 +160,10 @@ impl TlsErrorKind {
                 problem: CertificateProblem::NoCertificate,
                 message: err.to_string(),
             },
+            rustls::Error::InvalidCertRevocationList(_) => Self::CertificateRejected {
+                problem: CertificateProblem::RevocationUnknown,
+                message: err.to_string(),
+            },
             rustls::Error::UnsupportedNameType => Self::InvalidServerName(err.to_string()),
             rustls::Error::AlertReceived(alert) => Self::from_alert(*alert),
             rustls::Error::PeerIncompatible(why) => match why {
@@ -209,8 +213,11 @@ pub enum CertificateProblem {
     Expired,
     /// The certificate is not valid yet.
     NotValidYet,
-    /// The certificate was revoked.
+    /// The certificate was revoked: a configured CRL lists it.
     Revoked,
+    /// Revocation was to be checked but could not be: no CRL from the certificate's issuer
+    /// among those configured, an expired CRL, or a CRL that does not verify.
+    RevocationUnknown,
     /// A signature on the certificate chain is invalid.
     BadSignature,
     /// The certificate could not be parsed.
@@ -235,6 +242,9 @@ impl CertificateProblem {
                 Self::NotValidYet
             }
             CertificateError::Revoked => Self::Revoked,
+            CertificateError::UnknownRevocationStatus
+            | CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => Self::RevocationUnknown,
             CertificateError::BadSignature => Self::BadSignature,
             CertificateError::BadEncoding => Self::BadEncoding,
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
@@ -253,6 +263,7 @@ impl fmt::Display for CertificateProblem {
             Self::Expired => "expired",
             Self::NotValidYet => "not valid yet",
             Self::Revoked => "revoked",
+            Self::RevocationUnknown => "revocation status unknown",
             Self::BadSignature => "bad signature",
             Self::BadEncoding => "bad encoding",
             Self::InvalidPurpose => "invalid purpose",
@@ -370,6 +381,22 @@ pub enum TlsConfigError {
         /// The file's path.
         path: String,
         /// The I/O error's message.
+        message: String,
+    },
+    /// A CRL could not be parsed.
+    #[error("invalid CRL: {0}")]
+    InvalidCrl(String),
+    /// A part of the configuration was to be replaced, but it was made with
+    /// [`TlsConfig::from_rustls`](crate::TlsConfig::from_rustls): only a whole new
+    /// configuration can replace it.
+    #[error("this TLS configuration was not made by the builder: replace it as a whole")]
+    NotRebuildable,
+    /// Files could not be watched (feature `tls-watch`).
+    #[error("cannot watch {path}: {message}")]
+    Watch {
+        /// The directory.
+        path: String,
+        /// The watcher's message.
         message: String,
     },
     /// Any other rustls configuration error.

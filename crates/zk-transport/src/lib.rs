@@ -113,6 +113,19 @@
 //! [`TlsErrorKind::PeerRejectedUs`] (ZooKeeper sends `bad_certificate` or
 //! `certificate_unknown`), a server certificate we do not accept as
 //! [`TlsErrorKind::CertificateRejected`]. Neither is transient.
+//!
+//! # TLS in operation
+//!
+//! - **Rotation**: [`TlsConnector::reload_handle`] gives a [`TlsReloadHandle`] that replaces the
+//!   client certificate, the roots, the CRLs or the whole configuration while connections are
+//!   made; a configuration that does not build is refused with its [`TlsConfigError`] and the
+//!   one in use stays. With the `tls-watch` feature, `TlsReloadHandle::watch_files` reloads
+//!   from PEM files when they change.
+//! - **Revocation**: [`TlsConfigBuilder::crl_pem`]; a revoked server certificate is
+//!   [`CertificateProblem::Revoked`], not transient.
+//! - **Resumption**: sessions are cached per server address (ZooKeeper servers each resume
+//!   only their own), dropped on rotation; [`TlsConnector::prime`] readies one with every
+//!   server; [`TlsStats`] counts full and resumed handshakes.
 #![deny(unsafe_code)]
 
 mod error;
@@ -120,6 +133,8 @@ mod lowat;
 mod memory;
 mod tcp;
 mod tls;
+#[cfg(feature = "tls-watch")]
+mod watch;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -131,7 +146,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use error::{CertificateProblem, ConnectError, TlsAlert, TlsConfigError, TlsErrorKind};
 pub use memory::{MemoryBehaviour, MemoryConnector, MemoryListener};
 pub use tcp::TcpConnector;
-pub use tls::{DangerousTlsConfigBuilder, TlsConfig, TlsConfigBuilder, TlsConnector};
+pub use tls::{
+    DangerousTlsConfigBuilder, TlsConfig, TlsConfigBuilder, TlsConnector, TlsFiles,
+    TlsReloadHandle, TlsStats,
+};
+#[cfg(feature = "tls-watch")]
+pub use watch::TlsFileWatcher;
 
 /// Re-export of the rustls version this crate is built on, for [`TlsConfig::from_rustls`].
 pub use rustls;

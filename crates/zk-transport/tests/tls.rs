@@ -591,7 +591,7 @@ async fn refused_through_tls_connector() {
 async fn invalid_server_name_fails_before_connecting() {
     let ca = Ca::new("zk-ca");
     let (memory, mut listener) = MemoryConnector::new();
-    let connector = TlsConnector::over(Arc::new(memory.clone()), mtls_client(&ca).config().clone());
+    let connector = TlsConnector::over(Arc::new(memory.clone()), mtls_client(&ca).config());
     let target = Target::new("10.0.0.1:2281".parse().unwrap(), "not a host name!");
     let err = connector.connect(&target, DEADLINE).await.err().unwrap();
     assert_eq!(
@@ -618,7 +618,7 @@ async fn tls_over_the_memory_connector() {
         common::echo(&mut tls).await;
         target
     });
-    let connector = TlsConnector::over(Arc::new(memory), mtls_client(&ca).config().clone());
+    let connector = TlsConnector::over(Arc::new(memory), mtls_client(&ca).config());
     let target = Target::new("10.0.0.1:2281".parse().unwrap(), "zk1");
     let mut stream = connector.connect(&target, DEADLINE).await.unwrap();
     round_trip(&mut stream, b"in memory, encrypted").await;

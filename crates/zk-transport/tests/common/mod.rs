@@ -44,6 +44,16 @@ impl Ca {
         self.0.client().unwrap()
     }
 
+    /// A server certificate with this serial number (for CRLs).
+    pub fn server_with_serial(&self, sans: &[&str], serial: u64) -> Leaf {
+        self.0.server_with_serial(sans, serial).unwrap()
+    }
+
+    /// A CRL (PEM) revoking these serial numbers.
+    pub fn crl(&self, serials: &[u64]) -> String {
+        self.0.crl(serials).unwrap()
+    }
+
     /// A server certificate that expired in 2020.
     pub fn expired_server(&self, sans: &[&str]) -> Leaf {
         self.0.expired_server(sans).unwrap()
