@@ -588,8 +588,7 @@ async fn sasl(ctx: &mut Ctx) -> Result<(), String> {
             return Err("no KDC (install krb5-kdc and krb5-admin-server)".into());
         }
         let kdc = zk_testkit::Kdc::start().map_err(e)?;
-        let ccdir = kdc.dir().join("ccache");
-        std::fs::create_dir_all(&ccdir).map_err(|e| e.to_string())?;
+        let env = kdc.client_env().map_err(e)?;
         #[allow(
             unsafe_code,
             reason = "set before anything in this process calls into krb5"
@@ -597,9 +596,9 @@ async fn sasl(ctx: &mut Ctx) -> Result<(), String> {
         // SAFETY: the benchmark's first Kerberos use comes after this; no other thread calls
         // into krb5 yet, and std's own environment access is locked.
         unsafe {
-            std::env::set_var("KRB5_CONFIG", kdc.krb5_conf());
-            std::env::set_var("KRB5_CLIENT_KTNAME", kdc.client_keytab());
-            std::env::set_var("KRB5CCNAME", format!("DIR:{}", ccdir.display()));
+            for (k, v) in env {
+                std::env::set_var(k, v);
+            }
         }
         let ens = support::ensemble::builder()
             .sasl(SaslServer::kerberos(&kdc))

@@ -39,8 +39,7 @@ pub(crate) struct Report {
 pub(crate) async fn run() -> Result<Report, Box<dyn std::error::Error>> {
     let mut kdc = Kdc::start()?;
     println!("KDC for {} on 127.0.0.1:{}", zk_testkit::REALM, kdc.port());
-    let ccache = kdc.dir().join("ccache");
-    std::fs::create_dir_all(&ccache)?;
+    let env = kdc.client_env()?;
     // Kerberos reads its settings from the environment, like every Kerberos program.
     #[allow(
         unsafe_code,
@@ -49,9 +48,9 @@ pub(crate) async fn run() -> Result<Report, Box<dyn std::error::Error>> {
     // SAFETY: nothing has called into krb5 yet and no other thread reads the environment
     // outside std's lock.
     unsafe {
-        std::env::set_var("KRB5_CONFIG", kdc.krb5_conf());
-        std::env::set_var("KRB5_CLIENT_KTNAME", kdc.client_keytab());
-        std::env::set_var("KRB5CCNAME", format!("DIR:{}", ccache.display()));
+        for (k, v) in env {
+            std::env::set_var(k, v);
+        }
     }
     let ens = Ensemble::builder()
         .nodes(3)

@@ -13,7 +13,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{ensemble_with, run};
+use common::{ensemble_with, identities, run, sasl_client};
 use zk_client::gssapi::Gssapi;
 use zk_client::{Client, CreateMode, Error, SessionState, acl};
 use zk_testkit::{Ensemble, Kdc, SaslServer};
@@ -32,15 +32,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn kdc() -> &'static std::sync::Mutex<Kdc> {
     KDC.get_or_init(|| {
         let kdc = Kdc::start().expect("start the KDC");
-        let ccdir = kdc.dir().join("ccache");
-        std::fs::create_dir_all(&ccdir).unwrap();
+        let env = kdc.client_env().unwrap();
         #[allow(unsafe_code, reason = "set once, before any thread calls into krb5")]
         // SAFETY: this runs inside `OnceLock::get_or_init` before the first test reaches krb5;
         // the other test threads only read the environment through std (which locks).
         unsafe {
-            std::env::set_var("KRB5_CONFIG", kdc.krb5_conf());
-            std::env::set_var("KRB5_CLIENT_KTNAME", kdc.client_keytab());
-            std::env::set_var("KRB5CCNAME", format!("DIR:{}", ccdir.display()));
+            for (k, v) in env {
+                std::env::set_var(k, v);
+            }
         }
         std::sync::Mutex::new(kdc)
     })
@@ -68,21 +67,18 @@ fn connect_string() -> String {
 }
 
 async fn connect(mech: Gssapi) -> Result<Client, Error> {
-    Client::builder(&connect_string())
-        .sasl(Arc::new(mech))
-        .session_timeout(Duration::from_secs(4))
-        .connect_timeout(Duration::from_secs(30))
-        .connect()
-        .await
+    sasl_client(&connect_string(), Arc::new(mech)).await
 }
 
-async fn identities(c: &Client) -> Vec<(String, String)> {
-    c.who_am_i()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| (i.auth_scheme, i.user))
-        .collect()
+/// A new principal `name` with a ticket (valid for `lifetime`) in the client's cache
+/// collection, and no key in the client keytab.
+fn kinit_without_keytab(name: &str, lifetime: Option<Duration>) {
+    let kdc = lock_kdc();
+    kdc.add_principal(name, "secret-of-a-user").unwrap();
+    let kt = kdc.dir().join(format!("{name}.keytab"));
+    kdc.keytab(name, &kt).unwrap();
+    kdc.kinit(name, &kt, &kdc.ccache(), lifetime).unwrap();
+    std::fs::remove_file(&kt).unwrap();
 }
 
 fn as_client() -> Gssapi {
@@ -113,16 +109,8 @@ fn kerberos_keytab_ok() {
 fn kerberos_ticket_cache_ok() {
     let _turn = serial();
     ens();
-    {
-        // alice's key is not in the client keytab: only her ticket in the cache can work.
-        let kdc = lock_kdc();
-        kdc.add_principal("alice", "alice-secret").unwrap();
-        let kt = kdc.dir().join("alice.keytab");
-        kdc.keytab("alice", &kt).unwrap();
-        let cc = format!("DIR:{}", kdc.dir().join("ccache").display());
-        kdc.kinit("alice", &kt, &cc, None).unwrap();
-        std::fs::remove_file(&kt).unwrap();
-    }
+    // alice's key is not in the client keytab: only her ticket in the cache can work.
+    kinit_without_keytab("alice", None);
     run(Duration::from_secs(120), async move {
         let c = connect(Gssapi::new().client_principal("alice@EXAMPLE.COM"))
             .await
@@ -141,16 +129,7 @@ fn kerberos_ticket_cache_ok() {
 fn kerberos_expired_ticket() {
     let _turn = serial();
     ens();
-    {
-        let kdc = lock_kdc();
-        kdc.add_principal("bob", "bob-secret").unwrap();
-        let kt = kdc.dir().join("bob.keytab");
-        kdc.keytab("bob", &kt).unwrap();
-        let cc = format!("DIR:{}", kdc.dir().join("ccache").display());
-        kdc.kinit("bob", &kt, &cc, Some(Duration::from_secs(2)))
-            .unwrap();
-        std::fs::remove_file(&kt).unwrap();
-    }
+    kinit_without_keytab("bob", Some(Duration::from_secs(2)));
     // Past the ticket's end and the 2 s clock skew krb5.conf allows.
     std::thread::sleep(Duration::from_secs(6));
     run(Duration::from_secs(120), async move {
@@ -263,7 +242,7 @@ fn kerberos_service_tickets_ahead_of_need() {
         let kdc = lock_kdc();
         kdc.add_principal("zookeeper/127.0.0.1", "unused-secret")
             .unwrap();
-        format!("DIR:{}", kdc.dir().join("ccache").display())
+        kdc.ccache()
     };
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();

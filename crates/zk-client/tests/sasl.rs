@@ -10,7 +10,7 @@ mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{ensemble_with, fired, run};
+use common::{ensemble_with, fired, identities, run, sasl_client};
 use zk_client::{Acl, Client, CreateMode, Error, EventType, Id, SessionState, acl, perms};
 use zk_testkit::{Ensemble, SaslServer};
 
@@ -27,21 +27,8 @@ fn ens() -> &'static Ensemble {
 }
 
 async fn digest(user: &str, password: &str) -> Result<Client, Error> {
-    Client::builder(&ens().connect_string())
-        .sasl_digest(user, password)
-        .session_timeout(Duration::from_secs(4))
-        .connect_timeout(Duration::from_secs(30))
-        .connect()
-        .await
-}
-
-async fn identities(c: &Client) -> Vec<(String, String)> {
-    c.who_am_i()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| (i.auth_scheme, i.user))
-        .collect()
+    let mech = std::sync::Arc::new(zk_client::DigestMd5::new(user, password));
+    sasl_client(&ens().connect_string(), mech).await
 }
 
 #[test]

@@ -46,6 +46,11 @@ pub enum SaslStep {
     /// answer still ends the session with `AuthFailed`. (GSSAPI's final security-layer
     /// choice; not for DIGEST-MD5, whose last answer is the server's proof.)
     SendLast(Vec<u8>),
+    /// Send the client's last token; the server's answer still goes to the mechanism (it
+    /// carries the server's proof, e.g. DIGEST-MD5's `rspauth`). Reads queued for the session
+    /// ride behind the token (the server answers them once SASL is done); writes wait for
+    /// the proof.
+    SendFinal(Vec<u8>),
     /// The mechanism is complete and verified the server: nothing more to send.
     Done,
 }
@@ -58,6 +63,7 @@ impl fmt::Debug for SaslStep {
             Self::SendAll(ts) => write!(f, "SendAll({} tokens)", ts.len()),
             Self::Wait => f.write_str("Wait"),
             Self::SendLast(t) => write!(f, "SendLast({} bytes)", t.len()),
+            Self::SendFinal(t) => write!(f, "SendFinal({} bytes)", t.len()),
             Self::Done => f.write_str("Done"),
         }
     }
@@ -231,7 +237,7 @@ impl SaslClient for DigestClient {
                 let challenge = Challenge::parse(challenge)?;
                 let (response, rspauth) = digest_response(&self.creds, &challenge, &self.cnonce)?;
                 self.state = DigestState::AwaitRspauth(rspauth);
-                Ok(SaslStep::Send(response.into_bytes()))
+                Ok(SaslStep::SendFinal(response.into_bytes()))
             }
             (DigestState::AwaitRspauth(expected), Some(token)) => {
                 let fields = parse_fields(token)?;
@@ -499,7 +505,7 @@ mod tests {
         let mut c = mech.start("zk1").unwrap();
         assert_eq!(c.step(None).unwrap(), SaslStep::Send(Vec::new()));
         let ch = br#"realm="zk-sasl-md5",nonce="abc",qop="auth",charset=utf-8,algorithm=md5-sess"#;
-        let SaslStep::Send(resp) = c.step(Some(ch)).unwrap() else {
+        let SaslStep::SendFinal(resp) = c.step(Some(ch)).unwrap() else {
             panic!("expected a response");
         };
         let resp = String::from_utf8(resp).unwrap();

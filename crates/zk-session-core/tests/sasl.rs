@@ -59,6 +59,21 @@ impl Harness {
         }
     }
 
+    /// Started: the transport and the first SASL step are asked for.
+    fn started() -> Self {
+        let mut h = Self::new();
+        h.s.start(h.now);
+        h.pump();
+        h
+    }
+
+    /// Started, with the transport open.
+    fn opened() -> Self {
+        let mut h = Self::started();
+        h.open();
+        h
+    }
+
     fn pump(&mut self) {
         while let Some(out) = self.s.poll_output() {
             match out {
@@ -196,9 +211,7 @@ fn sasl_comes_before_preamble_requests_and_pings() {
 
 #[test]
 fn sasl_first_token_computed_while_connecting_rides_behind_the_connect_request() {
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
+    let mut h = Harness::started();
     // The driver was asked for the first token together with the transport.
     assert_eq!(h.sasl.len(), 1);
     assert!(h.sasl[0].1.is_none());
@@ -213,18 +226,14 @@ fn sasl_first_token_computed_while_connecting_rides_behind_the_connect_request()
     assert_eq!(f[0].0, None);
     assert_eq!(f[1].0, Some(OpCode::Sasl));
     // A mechanism that fails before the transport opens: the next server.
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
+    let mut h = Harness::started();
     h.step(Err(SaslError::Unavailable("KDC unreachable".into())));
     assert_eq!(h.connects.len(), 2);
 }
 
 #[test]
 fn sasl_pipelined_tokens_get_their_answers_in_order() {
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
+    let mut h = Harness::started();
     // Two tokens at once, computed while connecting: both ride behind the ConnectRequest.
     h.step(Ok(SaslStep::SendAll(vec![b"ap-req".to_vec(), Vec::new()])));
     h.open();
@@ -256,17 +265,11 @@ fn sasl_pipelined_tokens_get_their_answers_in_order() {
     assert_eq!(h.s.state(), SessionState::Connected);
     // A mechanism that waits for nothing, or is done with answers outstanding, is broken.
     for bad in [SaslStep::Wait, SaslStep::SendAll(Vec::new())] {
-        let mut h = Harness::new();
-        h.s.start(h.now);
-        h.pump();
-        h.open();
+        let mut h = Harness::opened();
         h.step(Ok(bad));
         assert_eq!(h.connects.len(), 2, "next server");
     }
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
-    h.open();
+    let mut h = Harness::opened();
     h.step(Ok(SaslStep::SendAll(vec![b"a".to_vec(), b"b".to_vec()])));
     let f = h.frames();
     h.connect_response(0x77);
@@ -318,15 +321,58 @@ fn sasl_last_token_lets_requests_follow_at_once() {
 }
 
 #[test]
+fn sasl_final_token_takes_reads_along_and_keeps_writes_for_the_proof() {
+    let mut h = Harness::new();
+    h.s.submit(h.now, read());
+    h.s.submit(
+        h.now,
+        Request::write(
+            OpCode::SetData,
+            Bytes::from_static(b"\0\0\0\x02/a\0\0\0\0\xff\xff\xff\xff"),
+        ),
+    );
+    h.s.start(h.now);
+    h.pump();
+    h.open();
+    h.step(Ok(SaslStep::Send(Vec::new())));
+    let x1 = h.frames()[1].1;
+    h.connect_response(0x77);
+    h.sasl_reply(x1, Some(b"challenge"));
+    h.step(Ok(SaslStep::SendFinal(b"response".to_vec())));
+    let f = h.frames();
+    let ops: Vec<_> = f.iter().map(|f| f.0).collect();
+    assert_eq!(
+        ops,
+        vec![Some(OpCode::Sasl), Some(OpCode::Auth), Some(OpCode::Exists)],
+        "the preamble and the read ride along; the write waits"
+    );
+    assert_eq!(h.s.state(), SessionState::Connecting);
+    // The proof and the read's reply arrive together: the reply waits for the mechanism.
+    let mut b = BytesMut::new();
+    let mut body = BytesMut::new();
+    SetSaslResponse {
+        token: Some(Bytes::from_static(b"rspauth=x")),
+    }
+    .encode(&mut body);
+    b.extend_from_slice(&reply_frame(f[0].1, 0, ErrorCode::Ok, &body));
+    b.extend_from_slice(&reply_frame(zk_proto::xid::AUTH, 0, ErrorCode::Ok, b""));
+    b.extend_from_slice(&reply_frame(f[2].1, 5, ErrorCode::Ok, b""));
+    h.server_sends(&b);
+    assert!(h.completed.is_empty());
+    h.step(Ok(SaslStep::Done));
+    assert_eq!(h.s.state(), SessionState::Connected);
+    assert!(matches!(h.completed[..], [Ok(_)]), "{:?}", h.completed);
+    let ops: Vec<_> = h.frames().into_iter().map(|f| f.0).collect();
+    assert_eq!(ops, vec![Some(OpCode::SetData)], "then the write");
+}
+
+#[test]
 fn sasl_rejected_by_the_server_is_terminal() {
     for err in [
         ErrorCode::AuthFailed,
         ErrorCode::SessionClosedRequireSaslAuth,
     ] {
-        let mut h = Harness::new();
-        h.s.start(h.now);
-        h.pump();
-        h.open();
+        let mut h = Harness::opened();
         h.s.submit(h.now, read());
         h.step(Ok(SaslStep::Send(Vec::new())));
         let xid = h.frames()[1].1;
@@ -340,20 +386,14 @@ fn sasl_rejected_by_the_server_is_terminal() {
 
 #[test]
 fn sasl_credentials_error_of_the_mechanism_is_terminal() {
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
-    h.open();
+    let mut h = Harness::opened();
     h.step(Err(SaslError::Credentials("ticket expired".into())));
     assert_eq!(h.s.state(), SessionState::AuthFailed);
 }
 
 #[test]
 fn sasl_unavailable_moves_on_with_the_same_session() {
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
-    h.open();
+    let mut h = Harness::opened();
     h.establish(0x77);
     assert_eq!(h.s.state(), SessionState::Connected);
     // The connection is lost; on the next server the KDC cannot be reached.
@@ -380,10 +420,7 @@ fn sasl_unavailable_moves_on_with_the_same_session() {
 
 #[test]
 fn sasl_silent_server_times_out_to_the_next() {
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
-    h.open();
+    let mut h = Harness::opened();
     h.step(Ok(SaslStep::Send(Vec::new())));
     h.connect_response(0x77);
     // The server never answers the SASL token.
@@ -412,10 +449,7 @@ fn hostile_sasl_replies_are_host_failures() {
         Box::new(|_| frame(b"\0\0")),
     ];
     for (i, make) in hostile.iter().enumerate() {
-        let mut h = Harness::new();
-        h.s.start(h.now);
-        h.pump();
-        h.open();
+        let mut h = Harness::opened();
         h.step(Ok(SaslStep::Send(Vec::new())));
         let xid = h.frames()[1].1;
         h.connect_response(0x77);
@@ -423,11 +457,9 @@ fn hostile_sasl_replies_are_host_failures() {
         assert_eq!(h.connects.len(), 2, "case {i}: next server");
         assert_eq!(h.s.state(), SessionState::Connecting, "case {i}");
     }
-    // A SASL reply before the driver produced the next token.
-    let mut h = Harness::new();
-    h.s.start(h.now);
-    h.pump();
-    h.open();
+    // A reply nobody asked for, while the driver runs the mechanism: it waits for the step,
+    // then fails the connection.
+    let mut h = Harness::opened();
     h.step(Ok(SaslStep::Send(Vec::new())));
     let xid = h.frames()[1].1;
     h.connect_response(0x77);
@@ -435,5 +467,7 @@ fn hostile_sasl_replies_are_host_failures() {
     let mut b = BytesMut::new();
     b.put_i32(-1);
     h.server_sends(&reply_frame(xid, 0, ErrorCode::Ok, &b));
+    assert_eq!(h.connects.len(), 1, "held while the mechanism runs");
+    h.step(Ok(SaslStep::Send(b"r".to_vec())));
     assert_eq!(h.connects.len(), 2);
 }

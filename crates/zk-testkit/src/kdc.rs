@@ -142,6 +142,37 @@ impl Kdc {
         self.dir.path().join("client.keytab")
     }
 
+    /// The environment a Kerberos client of this KDC reads (MIT krb5 takes its settings from
+    /// there, as every Kerberos program does): `KRB5_CONFIG` (this KDC's `krb5.conf`),
+    /// `KRB5_CLIENT_KTNAME` (the client principal's keytab) and `KRB5CCNAME` (a `DIR:` ticket
+    /// cache collection in the KDC's directory, created here, so several principals' tickets
+    /// live side by side). Set it before anything in the process calls into krb5.
+    ///
+    /// # Errors
+    /// When the cache directory cannot be created.
+    pub fn client_env(&self) -> Result<Vec<(&'static str, String)>, TestkitError> {
+        let ccache = self.ccache_dir();
+        std::fs::create_dir_all(&ccache).map_err(io("creating the ticket cache directory"))?;
+        Ok(vec![
+            ("KRB5_CONFIG", self.krb5_conf().display().to_string()),
+            (
+                "KRB5_CLIENT_KTNAME",
+                self.client_keytab().display().to_string(),
+            ),
+            ("KRB5CCNAME", self.ccache()),
+        ])
+    }
+
+    /// The client's ticket cache collection (`DIR:…`, see [`Kdc::client_env`]).
+    #[must_use]
+    pub fn ccache(&self) -> String {
+        format!("DIR:{}", self.ccache_dir().display())
+    }
+
+    fn ccache_dir(&self) -> PathBuf {
+        self.dir.path().join("ccache")
+    }
+
     /// Adds a principal with a password (e.g. a second client).
     ///
     /// # Errors

@@ -50,6 +50,29 @@ pub(crate) fn ensemble_with(
     })
 }
 
+/// A client with a 4 s session authenticated by `mechanism` (SASL), or the connect error.
+pub(crate) async fn sasl_client(
+    connect: &str,
+    mechanism: std::sync::Arc<dyn zk_client::SaslMechanism>,
+) -> zk_client::Result<Client> {
+    Client::builder(connect)
+        .sasl(mechanism)
+        .session_timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+}
+
+/// The session's identities as the servers report them (whoAmI): (scheme, user).
+pub(crate) async fn identities(c: &Client) -> Vec<(String, String)> {
+    c.who_am_i()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.auth_scheme, i.user))
+        .collect()
+}
+
 /// A client with a 4 s session (the largest at tick 200).
 pub(crate) async fn client(connect: &str) -> Client {
     Client::builder(connect)

@@ -222,41 +222,43 @@ impl Session {
         self.arm_liveness(now);
     }
 
-    pub(super) fn on_reply(&mut self, now: Instant, mut payload: Bytes) {
+    /// The reply header at the front of `payload` (a broken one fails the connection).
+    pub(super) fn reply_header(
+        &mut self,
+        now: Instant,
+        payload: &mut Bytes,
+    ) -> Option<ReplyHeader> {
         if payload.len() < ReplyHeader::LEN {
             warn!(len = payload.len(), "reply shorter than its header");
             self.conn_failed(now, HostFailure::Protocol);
-            return;
+            return None;
         }
-        let header = match ReplyHeader::decode(&mut payload) {
-            Ok(h) => h,
+        match ReplyHeader::decode(payload) {
+            Ok(h) => {
+                self.last_recv = now;
+                Some(h)
+            }
             Err(err) => {
                 warn!(%err, "bad reply header");
                 self.conn_failed(now, HostFailure::Protocol);
-                return;
+                None
             }
+        }
+    }
+
+    pub(super) fn on_reply(&mut self, now: Instant, mut payload: Bytes) {
+        let Some(header) = self.reply_header(now, &mut payload) else {
+            return;
         };
-        self.last_recv = now;
         if matches!(self.phase, Phase::Connected { .. } | Phase::Closing { .. }) {
             self.last_contact = Some(now);
         }
         if self.sasl_confirm == Some(header.xid) {
             // The answer to the mechanism's last token (`SaslStep::SendLast`).
             self.sasl_confirm = None;
-            match header.err {
-                ErrorCode::Ok => {}
-                ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth => {
-                    warn!(err = ?header.err, "the server rejected the SASL credentials");
-                    self.finish(now, SessionState::AuthFailed);
-                    return;
-                }
-                other => {
-                    warn!(err = ?other, "SASL's last token answered with an error");
-                    self.conn_failed(now, HostFailure::Protocol);
-                    return;
-                }
+            if self.sasl_verdict(now, header.err) {
+                self.arm_liveness(now);
             }
-            self.arm_liveness(now);
             return;
         }
         if header.err == ErrorCode::SessionClosedRequireSaslAuth {

@@ -675,11 +675,7 @@ impl Session {
             source.build(self.last_zxid, &mut self.deferred_preamble);
             self.preamble = Some(source);
         }
-        let preamble_len: usize = self
-            .deferred_preamble
-            .iter()
-            .map(|p| p.body.len() + RequestHeader::LEN + 4)
-            .sum();
+        let preamble_len = self.deferred_preamble_len();
         let mut attempt = attempt;
         attempt.answered = None;
         // With SASL nothing but its packets may go out before it is done (a server that
@@ -740,9 +736,19 @@ impl Session {
         // Bytes arrived: batching may resume, with a fresh timer.
         self.batch_paused = false;
         self.timers.stop(Timer::Batch);
+        self.process_rx(now, conn);
+    }
+
+    /// Handles the complete frames received on `conn`, then writes what may go. While the
+    /// driver runs a SASL step the rest waits (replies pipelined behind a mechanism's last
+    /// token belong to the session it is about to establish).
+    fn process_rx(&mut self, now: Instant, conn: ConnId) {
         loop {
             if self.tx_conn != Some(conn) {
                 return;
+            }
+            if self.sasl_step_pending() {
+                break;
             }
             match self.decoder.decode(&mut self.rx) {
                 Ok(None) => break,

@@ -41,6 +41,14 @@ impl Session {
         }
     }
 
+    /// The encoded size of the preamble packets not yet written.
+    pub(super) fn deferred_preamble_len(&self) -> usize {
+        self.deferred_preamble
+            .iter()
+            .map(|p| p.body.len() + RequestHeader::LEN + 4)
+            .sum()
+    }
+
     /// Writes the preamble packets built for this connection.
     pub(super) fn write_preamble(&mut self) {
         for p in std::mem::take(&mut self.deferred_preamble) {

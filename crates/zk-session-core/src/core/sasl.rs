@@ -102,6 +102,18 @@ impl Session {
             }
         };
         self.sasl_outcome(now, conn, connecting, outcome);
+        // Frames that waited for this step.
+        if !connecting {
+            self.process_rx(now, conn);
+        }
+    }
+
+    /// Whether the driver runs a SASL step of an answered handshake (received frames wait).
+    pub(super) fn sasl_step_pending(&self) -> bool {
+        matches!(
+            &self.phase,
+            Phase::Handshaking { attempt, .. } if attempt.sasl.busy && attempt.answered.is_some()
+        )
     }
 
     /// Applies one successful step to the current attempt's conversation.
@@ -124,8 +136,36 @@ impl Session {
                 self.sasl_confirm = Some(xid);
                 return Outcome::Done;
             }
+            SaslStep::SendFinal(token) if !connecting => {
+                let Some(conv) = self.sasl_conversation() else {
+                    return Outcome::Continue;
+                };
+                conv.busy = false;
+                if !conv.answers.is_empty() {
+                    warn!("SASL mechanism sent before reading every answer");
+                    return Outcome::Failed(HostFailure::Protocol);
+                }
+                let Some(xid) = self.write_sasl_token(now, token) else {
+                    return Outcome::Failed(HostFailure::Protocol);
+                };
+                if let Some(conv) = self.sasl_conversation() {
+                    conv.sent.push_back(xid);
+                }
+                // The preamble and reads ride behind the client's last token, as behind a
+                // ConnectRequest: the server answers them once SASL is done; if the mechanism
+                // then rejects the server's proof the reads are sent again elsewhere. Writes
+                // wait, and so does everything behind a preamble too large to pipeline.
+                if self.deferred_preamble_len() <= PIPELINED_PREAMBLE_LIMIT {
+                    self.write_preamble();
+                    self.flush_idempotent_prefix(now);
+                }
+                self.feed_sasl_answer();
+                return Outcome::Continue;
+            }
             // Before the transport is open there is no session to hand over yet.
-            SaslStep::Send(token) | SaslStep::SendLast(token) => vec![token],
+            SaslStep::Send(token) | SaslStep::SendLast(token) | SaslStep::SendFinal(token) => {
+                vec![token]
+            }
             SaslStep::SendAll(tokens) if !tokens.is_empty() => tokens,
             SaslStep::Wait => Vec::new(),
             SaslStep::Done => {
@@ -266,15 +306,9 @@ impl Session {
 
     /// A server's answer to a SASL token (the handshake was answered already).
     pub(super) fn on_sasl_reply(&mut self, now: Instant, mut payload: Bytes) {
-        let header = match ReplyHeader::decode(&mut payload) {
-            Ok(h) => h,
-            Err(err) => {
-                warn!(%err, "bad reply header during SASL");
-                self.conn_failed(now, HostFailure::Protocol);
-                return;
-            }
+        let Some(header) = self.reply_header(now, &mut payload) else {
+            return;
         };
-        self.last_recv = now;
         let expected = self
             .sasl_conversation()
             .and_then(|conv| conv.sent.front().copied());
@@ -283,18 +317,8 @@ impl Session {
             self.conn_failed(now, HostFailure::Protocol);
             return;
         }
-        match header.err {
-            ErrorCode::Ok => {}
-            ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth => {
-                warn!(err = ?header.err, "the server rejected the SASL credentials");
-                self.finish(now, SessionState::AuthFailed);
-                return;
-            }
-            other => {
-                warn!(err = ?other, "SASL answered with an error");
-                self.conn_failed(now, HostFailure::Protocol);
-                return;
-            }
+        if !self.sasl_verdict(now, header.err) {
+            return;
         }
         let token = match zk_proto::SetSaslResponse::decode(&mut payload) {
             Ok(r) => r.token.unwrap_or_default(),
@@ -309,6 +333,24 @@ impl Session {
             conv.answers.push_back(token);
         }
         self.feed_sasl_answer();
+    }
+
+    /// What the server's error code on a SASL answer means: `true` to go on; a rejection ends
+    /// the session (`AuthFailed`), any other error fails the connection.
+    pub(super) fn sasl_verdict(&mut self, now: Instant, err: ErrorCode) -> bool {
+        match err {
+            ErrorCode::Ok => true,
+            ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth => {
+                warn!(?err, "the server rejected the SASL credentials");
+                self.finish(now, SessionState::AuthFailed);
+                false
+            }
+            other => {
+                warn!(err = ?other, "SASL answered with an error");
+                self.conn_failed(now, HostFailure::Protocol);
+                false
+            }
+        }
     }
 
     /// SASL finished on the current handshake: the session is established.
