@@ -125,8 +125,9 @@ tests() {
     # plain `cargo test --workspace` is the fast tier, which starts no JVM.
     # The `metrics` feature is on, so the metric tests, the demo's --metrics and the
     # metrics_prometheus example are part of the run; so is `gssapi` (the Kerberos tests
-    # against the test kit's KDC and the sasl_kerberos example).
-    cargo test --workspace --all-targets --features zk-failover/metrics,zk-failover/gssapi \
+    # against the test kit's KDC, the sasl_kerberos example, the benchmark's Kerberos rows).
+    cargo test --workspace --all-targets \
+        --features zk-failover/metrics,zk-failover/gssapi,zk-bench/gssapi \
         --no-fail-fast -- --include-ignored
     cargo test --workspace --doc
 }

@@ -107,7 +107,11 @@ fn lock_is_exclusive_and_kept_through_a_kill_of_the_holders_server() {
                 "a failover is a pause"
             );
             assert!(!waiter.is_finished(), "two holders");
-            if a.state() == zk_client::SessionState::Connected && a.server().is_some() {
+            // Back once the client noticed the loss and re-established the session (right
+            // after the kill it may not have read the EOF yet).
+            if a.counters().session.reconnects >= 1
+                && a.state() == zk_client::SessionState::Connected
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
