@@ -59,6 +59,16 @@ impl ConnectError {
         }
     }
 
+    /// The certificate problem when the server's certificate was rejected (expired, revoked,
+    /// unknown issuer, …), else `None`.
+    #[must_use]
+    pub const fn certificate_problem(&self) -> Option<CertificateProblem> {
+        match self {
+            Self::Tls(TlsErrorKind::CertificateRejected { problem, .. }) => Some(*problem),
+            _ => None,
+        }
+    }
+
     /// Classifies an I/O error the way the connectors do.
     ///
     /// Useful for errors that surface only after the stream was handed out: with TLS 1.3 a server
