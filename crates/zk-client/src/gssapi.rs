@@ -154,13 +154,13 @@ impl Gssapi {
 
     fn context(&self, host: &str) -> Result<(String, ClientCtx), SaslError> {
         let (shown, target) = self.target(host)?;
-        let cred = self.credentials()?;
+        Ok((shown, Self::context_for(target, self.credentials()?)))
+    }
+
+    fn context_for(target: Name, cred: Cred) -> ClientCtx {
         // Mutual authentication: the server proves it holds the service key. No delegation.
         let flags = CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_SEQUENCE_FLAG;
-        Ok((
-            shown,
-            ClientCtx::new(Some(cred), target, flags, Some(&GSS_MECH_KRB5)),
-        ))
+        ClientCtx::new(Some(cred), target, flags, Some(&GSS_MECH_KRB5))
     }
 }
 
@@ -203,8 +203,11 @@ impl SaslMechanism for Gssapi {
     }
 
     fn prepare(&self, servers: &[String]) {
+        // One credential for the whole list; principals already prepared are skipped before
+        // anything touches the ticket cache.
+        let mut cred: Option<Cred> = None;
         for server in servers {
-            let Ok((principal, mut ctx)) = self.context(server) else {
+            let Ok((principal, target)) = self.target(server) else {
                 continue;
             };
             if let Ok(mut done) = self.prepared.lock()
@@ -212,9 +215,19 @@ impl SaslMechanism for Gssapi {
             {
                 continue;
             }
-            // The first step asks the KDC for the service ticket (unless cached) and leaves
-            // it in the ticket cache; the context itself is thrown away.
-            match ctx.step(None, None) {
+            let result = match &cred {
+                Some(c) => Ok(c.clone()),
+                None => self.credentials(),
+            }
+            .and_then(|c| {
+                cred = Some(c.clone());
+                // The first step asks the KDC for the service ticket (unless cached) and
+                // leaves it in the ticket cache; the context itself is thrown away.
+                Self::context_for(target, c)
+                    .step(None, None)
+                    .map_err(|e| classify(&e, &principal))
+            });
+            match result {
                 Ok(_) => debug!(%principal, "service ticket ready"),
                 Err(e) => {
                     info!(%principal, error = %e, "service ticket not obtained ahead of need");

@@ -25,7 +25,7 @@ use zk_transport::{BoxStream, ConnectError, Connector, Target};
 
 use crate::core::{Action, HostsError, Output, Session};
 use crate::host::{HostFailure, HostStats};
-use crate::sasl::{SaslClient, SaslError, SaslStep};
+use crate::sasl::{SaslClient, SaslError, SaslMechanism, SaslStep};
 use crate::types::{
     ConnId, Counters, Reply, Request, RequestError, RequestId, SessionEvent, SessionState,
     StateChange,
@@ -293,7 +293,11 @@ enum Io {
     ConnectFailed(ConnId, HostFailure),
     Probe(u64, bool),
     /// A SASL step that ran on a blocking thread, with its conversation handed back.
-    Sasl(ConnId, Box<dyn SaslClient>, Result<SaslStep, SaslError>),
+    Sasl(
+        ConnId,
+        Option<Box<dyn SaslClient>>,
+        Result<SaslStep, SaslError>,
+    ),
 }
 
 /// The current connection: the stream and the bytes not yet accepted by it.
@@ -555,7 +559,7 @@ impl Driver {
             Io::Probe(probe, rw) => self.core.handle_probe(now, probe, rw),
             Io::Sasl(conn, client, result) => {
                 if self.core.current_conn() == Some(conn) {
-                    self.sasl = Some((conn, client));
+                    self.sasl = client.map(|c| (conn, c));
                 }
                 self.core.handle_sasl(now, conn, result);
             }
@@ -576,37 +580,27 @@ impl Driver {
         }
     }
 
-    /// Runs one SASL step for `conn`: inline for a pure mechanism, on a blocking thread
-    /// for one that may wait on a KDC.
-    fn sasl_step(&mut self, conn: ConnId, server: &str, token: Option<Bytes>) {
+    /// Runs one SASL step for `conn`: inline for a pure mechanism; for one that may wait on
+    /// a KDC, a conversation's start and first step on a blocking thread (later steps are
+    /// local computation and run inline).
+    fn sasl_step(&mut self, conn: ConnId, server: String, token: Option<Bytes>) {
         let Some(mech) = self.core.config().sasl.clone() else {
             return;
         };
-        let client = match (token.is_none(), self.sasl.take()) {
-            (false, Some((c, client))) if c == conn => Ok(client),
-            (false, _) => Err(SaslError::Protocol(
-                "no SASL conversation for this connection".to_owned(),
-            )),
-            (true, _) => mech.start(server),
-        };
-        let mut client = match client {
-            Ok(client) => client,
-            Err(err) => {
-                self.core.handle_sasl(now(), conn, Err(err));
-                return;
-            }
-        };
-        // Only a conversation's first step may wait on a KDC (it may need a ticket); the
-        // later ones are local computation and run inline.
+        let conversation = self
+            .sasl
+            .take()
+            .filter(|(c, _)| *c == conn && token.is_some())
+            .map(|(_, client)| client);
         if mech.may_block() && token.is_none() {
             let tx = self.io_tx.clone();
             drop(tokio::task::spawn_blocking(move || {
-                let result = client.step(token.as_deref());
+                let (client, result) = sasl_run(mech.as_ref(), &server, conversation, token);
                 let _ = tx.send(Io::Sasl(conn, client, result));
             }));
         } else {
-            let result = client.step(token.as_deref());
-            self.sasl = Some((conn, client));
+            let (client, result) = sasl_run(mech.as_ref(), &server, conversation, token);
+            self.sasl = client.map(|c| (conn, c));
             self.core.handle_sasl(now(), conn, result);
         }
     }
@@ -743,10 +737,34 @@ impl Driver {
                 conn,
                 server,
                 token,
-            } => self.sasl_step(conn, &server, token),
+            } => self.sasl_step(conn, server, token),
             // A newer core's action this driver does not know.
             other => debug!(?other, "action not handled"),
         }
+    }
+}
+
+/// One SASL step: a new conversation with `server` when `token` is `None`, else the next
+/// step of `conversation`. Returns the conversation (if there is one) with the result.
+fn sasl_run(
+    mech: &dyn SaslMechanism,
+    server: &str,
+    conversation: Option<Box<dyn SaslClient>>,
+    token: Option<Bytes>,
+) -> (Option<Box<dyn SaslClient>>, Result<SaslStep, SaslError>) {
+    let client = match (token.is_none(), conversation) {
+        (true, _) => mech.start(server),
+        (false, Some(client)) => Ok(client),
+        (false, None) => Err(SaslError::Protocol(
+            "no SASL conversation for this connection".to_owned(),
+        )),
+    };
+    match client {
+        Ok(mut client) => {
+            let result = client.step(token.as_deref());
+            (Some(client), result)
+        }
+        Err(err) => (None, Err(err)),
     }
 }
 

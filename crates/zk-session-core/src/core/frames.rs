@@ -97,11 +97,11 @@ impl Session {
         if !resp.read_only {
             self.session_is_rw = true;
         }
-        self.last_contact = Some(now);
-        self.last_recv = now;
         if !attempt.sasl.is_done() {
             // The session is the server's; it is ours once SASL is done.
             debug!(conn = conn.0, "handshake answered; SASL running");
+            self.last_contact = Some(now);
+            self.last_recv = now;
             attempt.answered = Some((now, resp.read_only));
             self.phase = Phase::Handshaking {
                 conn,

@@ -677,7 +677,6 @@ impl Session {
         }
         let preamble_len = self.deferred_preamble_len();
         let mut attempt = attempt;
-        attempt.answered = None;
         // With SASL nothing but its packets may go out before it is done (a server that
         // enforces SASL closes a connection whose first request is anything else). The
         // mechanism started with the connection attempt: its first tokens, if ready, are

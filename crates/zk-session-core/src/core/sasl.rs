@@ -58,6 +58,15 @@ impl Conversation {
     }
 }
 
+/// What the answer to a mechanism's last token carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// Only the server's verdict ([`SaslStep::SendLast`]).
+    Verdict,
+    /// The server's proof, for the mechanism ([`SaslStep::SendFinal`]).
+    Proof,
+}
+
 /// What a step means for the connection.
 enum Outcome {
     /// Keep going.
@@ -118,98 +127,77 @@ impl Session {
 
     /// Applies one successful step to the current attempt's conversation.
     fn sasl_step(&mut self, now: Instant, connecting: bool, step: SaslStep) -> Outcome {
-        let tokens = match step {
-            SaslStep::SendLast(token) if !connecting => {
-                let Some(conv) = self.sasl_conversation() else {
-                    return Outcome::Continue;
-                };
-                conv.busy = false;
-                if !conv.sent.is_empty() || !conv.answers.is_empty() {
-                    warn!("SASL mechanism finished with answers outstanding");
-                    return Outcome::Failed(HostFailure::Protocol);
-                }
-                conv.running = false;
-                let Some(xid) = self.write_sasl_token(now, token) else {
-                    return Outcome::Failed(HostFailure::Protocol);
-                };
-                // Established now: the answer is checked when it arrives (`on_reply`).
-                self.sasl_confirm = Some(xid);
-                return Outcome::Done;
-            }
-            SaslStep::SendFinal(token) if !connecting => {
-                let Some(conv) = self.sasl_conversation() else {
-                    return Outcome::Continue;
-                };
-                conv.busy = false;
-                if !conv.answers.is_empty() {
-                    warn!("SASL mechanism sent before reading every answer");
-                    return Outcome::Failed(HostFailure::Protocol);
-                }
-                let Some(xid) = self.write_sasl_token(now, token) else {
-                    return Outcome::Failed(HostFailure::Protocol);
-                };
-                if let Some(conv) = self.sasl_conversation() {
-                    conv.sent.push_back(xid);
-                }
-                // The preamble and reads ride behind the client's last token, as behind a
-                // ConnectRequest: the server answers them once SASL is done; if the mechanism
-                // then rejects the server's proof the reads are sent again elsewhere. Writes
-                // wait, and so does everything behind a preamble too large to pipeline.
-                if self.deferred_preamble_len() <= PIPELINED_PREAMBLE_LIMIT {
-                    self.write_preamble();
-                    self.flush_idempotent_prefix(now);
-                }
-                self.feed_sasl_answer();
-                return Outcome::Continue;
-            }
-            // Before the transport is open there is no session to hand over yet.
-            SaslStep::Send(token) | SaslStep::SendLast(token) | SaslStep::SendFinal(token) => {
-                vec![token]
-            }
-            SaslStep::SendAll(tokens) if !tokens.is_empty() => tokens,
-            SaslStep::Wait => Vec::new(),
+        let Some(conv) = self.sasl_conversation() else {
+            return Outcome::Continue;
+        };
+        conv.busy = false;
+        let unread = !conv.answers.is_empty();
+        let unanswered = !conv.sent.is_empty();
+        let (tokens, last) = match step {
             SaslStep::Done => {
-                let Some(conv) = self.sasl_conversation() else {
-                    return Outcome::Continue;
-                };
-                conv.busy = false;
-                if !conv.sent.is_empty() || !conv.answers.is_empty() {
+                if unread || unanswered {
                     warn!("SASL mechanism done with answers outstanding");
                     return Outcome::Failed(HostFailure::Protocol);
                 }
                 conv.running = false;
                 return Outcome::Done;
             }
-            SaslStep::SendAll(_) => {
+            SaslStep::Wait => {
+                if !unread && !unanswered {
+                    warn!("SASL mechanism waits for nothing");
+                    return Outcome::Failed(HostFailure::Protocol);
+                }
+                self.feed_sasl_answer();
+                return Outcome::Continue;
+            }
+            SaslStep::SendAll(tokens) if tokens.is_empty() => {
                 warn!("SASL mechanism asked to send nothing");
                 return Outcome::Failed(HostFailure::Protocol);
             }
+            SaslStep::SendAll(tokens) => (tokens, None),
+            SaslStep::Send(token) => (vec![token], None),
+            SaslStep::SendLast(token) => (vec![token], Some(Last::Verdict)),
+            SaslStep::SendFinal(token) => (vec![token], Some(Last::Proof)),
         };
-        let Some(conv) = self.sasl_conversation() else {
-            return Outcome::Continue;
-        };
-        conv.busy = false;
-        if tokens.is_empty() {
-            // `Wait`: only meaningful while answers are outstanding.
-            if conv.sent.is_empty() && conv.answers.is_empty() {
-                warn!("SASL mechanism waits for nothing");
-                return Outcome::Failed(HostFailure::Protocol);
-            }
-        } else if !conv.answers.is_empty() {
+        if unread {
             warn!("SASL mechanism sent before reading every answer");
             return Outcome::Failed(HostFailure::Protocol);
-        } else if connecting {
+        }
+        if connecting {
+            // Before the transport is open there is no session to hand over yet: even a last
+            // token waits for its answer.
             conv.ready.extend(tokens);
             return Outcome::Continue;
-        } else {
-            for token in tokens {
-                let Some(xid) = self.write_sasl_token(now, token) else {
-                    return Outcome::Failed(HostFailure::Protocol);
-                };
-                if let Some(conv) = self.sasl_conversation() {
-                    conv.sent.push_back(xid);
-                }
+        }
+        if last == Some(Last::Verdict) {
+            if unanswered {
+                warn!("SASL mechanism finished with answers outstanding");
+                return Outcome::Failed(HostFailure::Protocol);
             }
+            conv.running = false;
+        }
+        for token in tokens {
+            let Some(xid) = self.write_sasl_token(now, token) else {
+                return Outcome::Failed(HostFailure::Protocol);
+            };
+            if last == Some(Last::Verdict) {
+                // Established now: the answer is checked when it arrives (`on_reply`).
+                self.sasl_confirm = Some(xid);
+            } else if let Some(conv) = self.sasl_conversation() {
+                conv.sent.push_back(xid);
+            }
+        }
+        match last {
+            Some(Last::Verdict) => return Outcome::Done,
+            // The preamble and reads ride behind the client's last token, as behind a
+            // ConnectRequest: the server answers them once SASL is done; if the mechanism
+            // then rejects the server's proof the reads are sent again elsewhere. Writes
+            // wait, and so does everything behind a preamble too large to pipeline.
+            Some(Last::Proof) if self.deferred_preamble_len() <= PIPELINED_PREAMBLE_LIMIT => {
+                self.write_preamble();
+                self.flush_idempotent_prefix(now);
+            }
+            _ => {}
         }
         self.feed_sasl_answer();
         Outcome::Continue
